@@ -1,0 +1,49 @@
+"""The published classic baselines: random labels, k-means and a full-covariance GMM (scikit-learn, n_init=10)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from nfmix.data import check_array
+from nfmix.metrics import clustering_scores
+
+BASELINES = ("random", "kmeans", "gmm")
+
+
+def baseline_labels(method: str, X, n_clusters: int, seed: int = 0, n_init: int = 10) -> np.ndarray:
+    """Cluster labels of one baseline, seeded."""
+    X = check_array(X)
+    if len(X) < n_clusters:
+        raise ValueError(f"X has {len(X)} rows, fewer than n_clusters={n_clusters}")
+    if method == "random":
+        return np.random.RandomState(seed).randint(n_clusters, size=len(X))
+    if method == "kmeans":
+        from sklearn.cluster import KMeans
+
+        return KMeans(n_clusters, n_init=n_init, random_state=seed).fit_predict(X)
+    if method == "gmm":
+        from sklearn.mixture import GaussianMixture
+
+        return GaussianMixture(n_clusters, n_init=n_init, random_state=seed).fit(X).predict(X)
+    raise ValueError(f"unknown baseline {method!r}; known: {', '.join(BASELINES)}")
+
+
+def run_baseline(method: str, X, y, seed: int = 0, n_init: int = 10, n_clusters: int | None = None, **extra):
+    """Run one baseline; returns ``(labels, metric row)``; the row also records the method, seed and seconds."""
+    n_clusters = n_clusters or len(np.unique(y))
+    started = time.perf_counter()
+    labels = baseline_labels(method, X, n_clusters, seed=seed, n_init=n_init)
+    row = clustering_scores(y, labels, **extra, method=method, seed=seed)
+    row["seconds"] = time.perf_counter() - started
+    return labels, row
+
+
+def run_baselines(X, y, seed: int = 0, n_init: int = 10, methods=BASELINES, **extra):
+    """All baselines; returns ``({method: labels}, [metric rows])``."""
+    labels, rows = {}, []
+    for method in methods:
+        labels[method], row = run_baseline(method, X, y, seed=seed, n_init=n_init, **extra)
+        rows.append(row)
+    return labels, rows
