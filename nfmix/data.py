@@ -110,8 +110,14 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _find_file(filename: str, data_dir: str | os.PathLike | None) -> Path:
-    """Look for a shipped data file in ``data_dir``, then ``$NFMIX_DATA``, then the repository's ``data/``."""
+    """Look for a shipped data file in ``data_dir``, ``$NFMIX_DATA``, the repository's ``data/``, the installed wheel."""
     candidates = [Path(d) for d in (data_dir, os.environ.get("NFMIX_DATA")) if d] + [REPO_DATA_DIR]
+    try:  # the copy inside an installed wheel
+        from importlib.resources import files
+
+        candidates.append(Path(str(files("nfmix.datafiles"))))
+    except (ModuleNotFoundError, TypeError):
+        pass
     for folder in candidates:
         if (folder / filename).is_file():
             return folder / filename

@@ -165,4 +165,5 @@ def _keras_download(name: str) -> tuple[np.ndarray, np.ndarray]:
     return _flatten_scaled(np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y]))
 
 
+IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "mnist5": (28, 28), "fmnist": (28, 28), "cifar10": (32, 32, 3)}
 LOADERS = {"mnist": load_mnist, "mnist5": load_mnist5, "fmnist": load_fmnist, "cifar10": load_cifar10}

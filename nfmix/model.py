@@ -308,6 +308,19 @@ class MAFMixture:
         return float(self.score_samples(X).mean())
 
     @property
+    def params_(self):
+        """The fitted :class:`nfmix.flows.MixtureParameters` (one restart): the variables behind the model."""
+        if self._params is None:
+            raise AttributeError("params_ exists once the model is fitted")
+        return self._params
+
+    def distribution(self):
+        """The fitted mixture as a TFP distribution (``MixtureSameFamily`` of MAF-transformed Gaussians)."""
+        from nfmix._tf import tfd
+
+        return tfd.BatchReshape(self.params_.mixture(), batch_shape=[])
+
+    @property
     def weights_(self) -> np.ndarray:
         if self._params is None:
             raise AttributeError("weights_ exists once the model is fitted")

@@ -1,0 +1,100 @@
+"""The notebooks: pairs in sync, generated copies current, structure, and a papermill smoke run of each."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import papermill
+import pytest
+
+from nfmix.images import DEBIAN_FASHION_MNIST
+from nfmix.notebooks import NOTEBOOKS, generate_baselines, sources, stale_pairs
+
+needs_fmnist = pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
+
+
+def test_every_pair_is_in_sync_and_every_generated_notebook_is_current():
+    assert stale_pairs() == []
+    assert generate_baselines(write=False) == []
+
+
+@pytest.mark.parametrize("source", sources(), ids=lambda p: p.stem)
+def test_notebook_structure(source):
+    notebook = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    first = notebook.cells[0].source
+    assert first.startswith("# ") and "colab.research.google.com/github" in first
+    install = notebook.cells[1].source
+    assert "import nfmix" in install and "except ModuleNotFoundError" in install and "%pip install" in install
+    tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and ": str" in tagged[0].source or ": int" in tagged[0].source
+    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), "commit notebooks unexecuted"
+
+
+def _execute(name, tmp_path, **parameters):
+    """Run a notebook through papermill into tmp_path (outside the source tree); returns its metric rows."""
+    out_dir = tmp_path / "out"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    notebook = NOTEBOOKS / f"{name}.ipynb"
+    papermill.execute_notebook(notebook, tmp_path / f"{Path(name).name}.ipynb", cwd=str(NOTEBOOKS),
+                               parameters={**parameters, **({"out_dir": str(out_dir)} if "results" not in name else {})},
+                               kernel_name="python3", progress_bar=False)
+    metrics = out_dir / "metrics.json"
+    return json.loads(metrics.read_text()) if metrics.is_file() else []
+
+
+def _by_method(rows):
+    return {row["method"].split(" ")[0]: row for row in rows}
+
+
+def test_derivation_runs(tmp_path):
+    _execute("01_derivation", tmp_path, smoke=True)
+
+
+@pytest.mark.parametrize("dataset", ["two_banana", "pinwheel"])
+def test_toy_notebook_beats_random_labels_and_writes_a_gif(tmp_path, dataset):
+    rows = _by_method(_execute("02_toy_2d", tmp_path, dataset=dataset, smoke=True))
+    assert rows["maf_mixture"]["ari"] > rows["random"]["ari"] + 0.1
+    assert (tmp_path / "out" / "density.gif").stat().st_size > 1000
+    assert {"final.png", "gmm_vs_flows.png", "density_snapshots.png"} <= {p.name for p in (tmp_path / "out").iterdir()}
+
+
+def test_image_notebook_on_digits(tmp_path):
+    rows = _by_method(_execute("03_images", tmp_path, dataset="digits", smoke=True, baseline_n_init=1))
+    assert rows["maf_mixture"]["ari"] > rows["random"]["ari"]
+    assert (tmp_path / "out" / "samples.png").is_file()
+
+
+@needs_fmnist
+def test_image_notebook_on_real_fashion_mnist_pca(tmp_path):
+    rows = _by_method(_execute("03_images", tmp_path, dataset="fmnist", pca=100, subsample=3000, smoke=True,
+                               baseline_n_init=1))
+    assert rows["maf_mixture"]["n_clusters"] >= 2 and rows["kmeans"]["ari"] > 0.2
+
+
+def test_generated_digits_baseline_notebook_runs_as_it_stands(tmp_path):
+    out_dir = tmp_path / "out"
+    papermill.execute_notebook(NOTEBOOKS / "baselines" / "digits.ipynb", tmp_path / "digits.ipynb",
+                               parameters={"out_dir": str(out_dir), "n_init": 2}, cwd=str(NOTEBOOKS),
+                               kernel_name="python3", progress_bar=False)
+    rows = _by_method(json.loads((out_dir / "metrics.json").read_text()))
+    assert rows["kmeans"]["ari"] > 0.4 > abs(rows["random"]["ari"])
+
+
+@needs_fmnist
+def test_baseline_template_on_real_fashion_mnist(tmp_path):
+    rows = _by_method(_execute("05_baselines", tmp_path, dataset="fmnist", subsample=5000, n_init=2))
+    assert rows["kmeans"]["ari"] > 0.25 and abs(rows["random"]["ari"]) < 0.02
+
+
+def test_results_notebook_renders_a_sweep_table(tmp_path):
+    rows = _execute("02_toy_2d", tmp_path / "toy", dataset="moons", smoke=True)
+    sweep_dir = tmp_path / "results" / "toy"
+    sweep_dir.mkdir(parents=True)
+    pd.DataFrame([{"run": "moons-0", **row} for row in rows]).to_csv(sweep_dir / "runs.csv", index=False)
+    executed = tmp_path / "04_results.ipynb"
+    papermill.execute_notebook(NOTEBOOKS / "04_results.ipynb", executed, cwd=str(NOTEBOOKS), kernel_name="python3",
+                               parameters={"results_dir": str(tmp_path / "results"), "sweeps": "toy"},
+                               progress_bar=False)
+    text = executed.read_text()
+    assert "maf_mixture (nfmix)" in text and "moons" in text

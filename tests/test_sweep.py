@@ -1,0 +1,95 @@
+"""A small sweep, end to end: two toy sets x 2 seeds of the real 2D notebook with tiny epochs."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nfmix.sweep import load_sweep, plan, run_sweep, state
+
+SMALL = """
+name: small
+experiments:
+  - notebook: 02_toy_2d
+    grid:
+      dataset: [moons, circles]
+      seed: [0, 1]
+    parameters:
+      smoke: true
+      snapshot_every: 20
+"""
+
+
+@pytest.fixture
+def sweep_file(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL)
+    return path
+
+
+def _done(path, results):
+    return sum(state(run) == "done" for run in plan(load_sweep(path), results))
+
+
+def test_sweep_runs_in_parallel_resumes_and_aggregates(sweep_file, tmp_path):
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "nfmix.sweep", str(sweep_file), "--results", str(results), "--jobs", "1"]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while _done(sweep_file, results) < 1 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)  # killed midway: one run finished, the rest did not
+    process.wait()
+    finished = _done(sweep_file, results)
+    assert 1 <= finished < 4
+
+    outcome = run_sweep(sweep_file, results, jobs=2)
+    assert outcome["planned"] == 4 - finished and not outcome["failures"]
+    assert _done(sweep_file, results) == 4
+
+    tidy = pd.read_csv(results / "small" / "runs.csv")
+    assert set(tidy["dataset"]) == {"moons", "circles"} and set(tidy["seed"]) == {0, 1}
+    assert set(tidy["method"]) == {"maf_mixture (nfmix)", "random", "kmeans", "gmm"} and len(tidy) == 16
+    mixture = tidy[tidy["method"] == "maf_mixture (nfmix)"]
+    random = tidy[tidy["method"] == "random"]
+    assert mixture["ari"].mean() > random["ari"].mean() + 0.05  # even a 60-epoch run beats random labels
+    summary = (results / "small" / "summary.md").read_text()
+    assert "| moons | maf_mixture (nfmix) | 2 |" in summary and "best-likelihood ari" in summary
+
+    again = run_sweep(sweep_file, results, jobs=2)
+    assert again["planned"] == 0  # nothing is redone
+
+
+def test_a_misspelled_parameter_stops_the_sweep_before_any_run(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text(SMALL.replace("snapshot_every", "snapshot_evry"))
+    with pytest.raises(ValueError, match="no parameter 'snapshot_evry'.*snapshot_every"):
+        run_sweep(path, tmp_path / "results")
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_failing_run_is_reported_and_the_others_finish(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text(SMALL.replace("[moons, circles]", "[moons, no_such_set]").replace("[0, 1]", "[0]"))
+    results = tmp_path / "results"
+    outcome = run_sweep(path, results, jobs=2)
+    assert [f["id"] for f in outcome["failures"]] == ["02_toy_2d__dataset=no_such_set__seed=0"]
+    assert "unknown dataset 'no_such_set'" in outcome["failures"][0]["error"]
+    assert Path(outcome["failures"][0]["notebook"]).is_file()
+    assert _done(path, results) == 1
+    retried = run_sweep(path, results, retry_failed=True)
+    assert retried["planned"] == 1 and len(retried["failures"]) == 1
+
+
+def test_the_same_sweep_runs_on_a_dask_cluster(sweep_file, tmp_path):
+    pytest.importorskip("dask.distributed")
+    results = tmp_path / "results"
+    sweep_file.write_text(SMALL.replace("[moons, circles]", "[moons]"))
+    outcome = run_sweep(sweep_file, results, jobs=2, dask="")
+    assert outcome["ran"] == 2 and not outcome["failures"]
+    assert _done(sweep_file, results) == 2
