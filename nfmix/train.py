@@ -66,11 +66,21 @@ class Trainer:
         weight = tf.reshape(tf.cast(slots < n, tf.float32), [n_batches, size])
         return n_batches, index, weight
 
+    # Parameters travel through the loop packed restart-major into one [R, P] matrix, so Adam is a handful of
+    # fused ops instead of a dozen per variable, and a restart's mask is one [R, 1] column.
+    def _pack(self, tensors):
+        return tf.concat([tf.reshape(t, [self.params.shape[0], -1]) for t in tensors], axis=1)
+
+    def _unpack(self, matrix):
+        shapes = [self.params.weights[i].shape for i in self.trainable]
+        parts = tf.split(matrix, [int(np.prod(shape[1:])) for shape in shapes], axis=1)
+        return [tf.reshape(part, shape) for part, shape in zip(parts, shapes)]
+
     def _loop(self, X, responsibilities, n_epochs, seed):
         n = X.shape[0]
         fixed = [v.read_value() for v in self.params.weights]
-        state = ([fixed[i] for i in self.trainable], [m.read_value() for m in self.m],
-                 [v.read_value() for v in self.v], self.step.read_value())
+        state = (self._pack([fixed[i] for i in self.trainable]), self._pack([m.read_value() for m in self.m]),
+                 self._pack([v.read_value() for v in self.v]), self.step.read_value())
         losses = tf.TensorArray(tf.float32, size=n_epochs)
         for epoch in tf.range(n_epochs):
             n_batches, index, weight = self._batches(n, seed, epoch)
@@ -80,10 +90,12 @@ class Trainer:
                 total += summed
             losses = losses.write(epoch, total / n)
         values, m, v, step = state
-        for i, value in zip(self.trainable, values):
+        for i, value in zip(self.trainable, self._unpack(values)):
             self.params.weights[i].assign(value)
-        for var, new in zip(self.m + self.v + [self.step], m + v + [step]):
-            var.assign(new)
+        for variables, packed in ((self.m, m), (self.v, v)):
+            for var, value in zip(variables, self._unpack(packed)):
+                var.assign(value)
+        self.step.assign(step)
         return losses.stack()
 
     def _step(self, state, fixed, X, responsibilities, index, weight):
@@ -93,7 +105,7 @@ class Trainer:
         with tf.GradientTape() as tape:
             tape.watch(values)
             all_values = list(fixed)
-            for i, value in zip(self.trainable, values):
+            for i, value in zip(self.trainable, self._unpack(values)):
                 all_values[i] = value
             with self.params.bound(all_values):
                 if responsibilities is None:  # maximum likelihood: -sum_n log p(x_n)
@@ -103,19 +115,15 @@ class Trainer:
                     per_point = -tf.reduce_sum(rb * self.params.flow_log_prob(xb), -1)
             summed = tf.reduce_sum(weight[:, None] * per_point, 0)
             loss = tf.reduce_sum(tf.where(self.active > 0, summed, 0.0)) / tf.reduce_sum(weight)
-        grads = tape.gradient(loss, values, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        grad = tape.gradient(loss, values, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        mask = self.active[:, None]
+        grad = tf.where(mask > 0, grad, 0.0)
         step = step + 1.0
         correction = tf.sqrt(1.0 - self.beta_2**step) / (1.0 - self.beta_1**step)
-        new_values, new_m, new_v = [], [], []
-        for value, grad, m_i, v_i in zip(values, grads, m, v):
-            mask = tf.reshape(self.active, [-1] + [1] * (value.shape.rank - 1))
-            grad = tf.where(mask > 0, grad, 0.0)
-            m_i = self.beta_1 * m_i + (1.0 - self.beta_1) * grad
-            v_i = self.beta_2 * v_i + (1.0 - self.beta_2) * tf.square(grad)
-            new_values.append(value - mask * self.learning_rate * correction * m_i / (tf.sqrt(v_i) + self.epsilon))
-            new_m.append(m_i)
-            new_v.append(v_i)
-        return (new_values, new_m, new_v, step), summed
+        m = self.beta_1 * m + (1.0 - self.beta_1) * grad
+        v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
+        values = values - mask * self.learning_rate * correction * m / (tf.sqrt(v) + self.epsilon)
+        return (values, m, v, step), summed
 
 
 def batched(compiled_fn, X, batch_size: int = 4096) -> np.ndarray:

@@ -7,8 +7,9 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from nfmix import MAFMixture, load_dataset
-from nfmix._tf import tf, tfb, tfd
+from nfmix._tf import tf
 from nfmix.presets import NFMIX_2D
+from nfmix.reference import mixture_like
 
 
 @pytest.fixture(scope="module")
@@ -39,31 +40,9 @@ def test_predict_is_the_argmax_of_predict_proba(fitted, moons):
     assert fitted.weights_.sum() == pytest.approx(1.0)
 
 
-def _reference_mixture(model):
-    """The original formulation: a tfd.Mixture of separate TFP MAFs, each with its own AutoregressiveNetwork."""
-    params = model._params
-    d = params.n_features
-    components = []
-    for k in range(model.n_components):
-        steps = []
-        for index, made in enumerate(params.mades):
-            network = tfb.AutoregressiveNetwork(params=2, hidden_units=list(model.hidden_units), activation="tanh",
-                                                event_shape=[d])
-            network(tf.zeros([1, d]))
-            kernels = [(kern[0, k] * mask).numpy() for kern, mask in zip(made.kernels, made.masks)]
-            biases = [b[0, k].numpy() for b in made.biases]
-            network.set_weights([w for pair in zip(kernels, biases) for w in pair])
-            if index:
-                steps.append(tfb.Permute(list(range(d - 1, -1, -1))))
-            steps.append(tfb.MaskedAutoregressiveFlow(network))
-        base = tfd.MultivariateNormalDiag(params.loc[0, k], params.scale[0, k])
-        components.append(tfd.TransformedDistribution(base, tfb.Chain(steps[::-1])))
-    return tfd.Mixture(tfd.Categorical(logits=params.logits[0]), components)
-
-
 def test_score_samples_matches_separate_tfp_flows(fitted, moons):
     X, _ = moons
-    reference = _reference_mixture(fitted).log_prob(X[:200]).numpy()
+    reference = mixture_like(fitted).log_prob(X[:200]).numpy()
     np.testing.assert_allclose(fitted.score_samples(X[:200]), reference, rtol=1e-4, atol=1e-4)
 
 

@@ -1,0 +1,186 @@
+"""Speed and memory of nfmix, measured side by side with the original formulation in one run.
+
+    python bench/bench_speed.py            # everything (about 10 minutes on 2 CPU cores)
+    python bench/bench_speed.py --quick    # fewer epochs and batches, no memory run
+
+Prints a Markdown table of the results and writes it to bench/latest.md. It runs unchanged on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from nfmix import MAFMixture, load_dataset
+from nfmix._tf import tf
+from nfmix.data import TOY_DATASETS
+from nfmix.flows import MixtureParameters
+from nfmix.model import PAPER_2D, PAPER_IMAGES
+from nfmix.reference import original_mixture, train_step_fn
+from nfmix.train import Trainer
+
+HERE = Path(__file__).resolve().parent
+rows: list[tuple[str, str, str]] = []
+
+
+def report(what: str, value: str, target: str = "") -> None:
+    rows.append((what, value, target))
+    print(f"{what}: {value}  {target}", flush=True)
+
+
+def seconds_per_call(fn, calls: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    started = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - started) / calls
+
+
+def nfmix_seconds_per_epoch(X, K, hidden, n_init, epochs, batch_size, jit=True) -> float:
+    """Training time per epoch of nfmix's compiled loop (tracing excluded: one warm-up chunk first)."""
+    params = MixtureParameters(n_init, K, X.shape[1], list(hidden))
+    model = MAFMixture(K, hidden_units=hidden, n_init=n_init, random_state=0)
+    model._initialise(params, X, np.random.RandomState(0))
+    trainer = Trainer(params, 1e-3, batch_size, jit_compile=jit)
+    X_tensor = tf.constant(X)
+    trainer.run_epochs(X_tensor, 1, seed=0)
+    started = time.perf_counter()
+    trainer.run_epochs(X_tensor, epochs, seed=1)
+    return (time.perf_counter() - started) / epochs
+
+
+def bench_2d(quick: bool) -> float:
+    X, _ = load_dataset("moons")
+    K, hidden = 2, PAPER_2D["hidden_units"]
+    batch = tf.constant(X)
+    eager = train_step_fn(original_mixture(K, 2, hidden), compiled=False)
+    compiled = train_step_fn(original_mixture(K, 2, hidden), compiled=True)
+    t_eager = seconds_per_call(lambda: eager(batch), 10 if quick else 40)
+    t_compiled = seconds_per_call(lambda: compiled(batch), 100 if quick else 400)
+    epochs = 500 if quick else 2000
+    t_one = nfmix_seconds_per_epoch(X, K, hidden, 1, epochs, 4000)
+    t_ten = nfmix_seconds_per_epoch(X, K, hidden, 10, epochs, 4000)
+    report("2D epoch, original formulation, eager (paper)", f"{t_eager * 1e3:.2f} ms")
+    report("2D epoch, original formulation, tf.function", f"{t_compiled * 1e3:.2f} ms")
+    report("2D epoch, nfmix, 1 restart", f"{t_one * 1e3:.3f} ms")
+    report("2D epoch, nfmix, 10 restarts side by side", f"{t_ten * 1e3:.3f} ms")
+    report("speed-up of nfmix over the eager original", f"{t_eager / t_one:.0f}x", "target >= 100x")
+    report("speed-up of nfmix over the original in tf.function", f"{t_compiled / t_one:.1f}x")
+    report("cost of 10 restarts relative to 1", f"{t_ten / t_one:.2f}x", "target < 2x")
+    return t_eager
+
+
+def matmul_rate(n: int = 2048, repeats: int = 20) -> float:
+    """The machine's float32 matmul rate (GFLOP/s) on square n x n matrices, in a compiled loop."""
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+
+    @tf.function
+    def chain(a, b):
+        total = tf.zeros([n, n])
+        for _ in tf.range(repeats):
+            total += tf.matmul(a, b)
+        return total
+
+    chain(a, b).numpy()
+    started = time.perf_counter()
+    chain(a, b).numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def bench_images(quick: bool) -> None:
+    X, _ = load_dataset("fmnist", pca=100)
+    K, hidden, batch_size = 10, PAPER_IMAGES["hidden_units"], PAPER_IMAGES["batch_size"]
+    D, H = X.shape[1], hidden[0]
+    n_batches = 8 if quick else 30
+    subset = X[: n_batches * batch_size]
+    t_nfmix = nfmix_seconds_per_epoch(subset, K, hidden, 1, 1 if quick else 2, batch_size) / n_batches
+    original = train_step_fn(original_mixture(K, D, hidden), compiled=True)
+    batch = tf.constant(X[:batch_size])
+    t_original = seconds_per_call(lambda: original(batch).numpy(), 5 if quick else 15)
+    # dense matmul FLOPs of one step: forward x@W1, h@W2; backward dW2, dh, dW1 (no gradient for the data)
+    forward = 2 * batch_size * K * (D * H + H * 2 * D)
+    flops = forward + 2 * batch_size * K * (H * 2 * D) * 2 + 2 * batch_size * K * D * H
+    rate = matmul_rate()
+    report("image batch (F-MNIST PCA-100, K=10, H=1024, B=1000), original in tf.function", f"{t_original:.3f} s")
+    report("image batch, nfmix", f"{t_nfmix:.3f} s")
+    report("speed-up of nfmix over the original in tf.function", f"{t_original / t_nfmix:.2f}x", "target >= 1.5x")
+    report("machine float32 matmul rate (2048^2, same run)", f"{rate:.0f} GFLOP/s")
+    report("nfmix training step, achieved", f"{flops / t_nfmix / 1e9:.0f} GFLOP/s = {flops / t_nfmix / 1e9 / rate:.0%}"
+           " of the matmul rate", "target >= 70%")
+
+
+def bench_suite(t_eager_moons: float, quick: bool) -> None:
+    """The published 2D grid: 5 sets x 10 inits x 2000 epochs, each set's 10 inits side by side."""
+    epochs = 200 if quick else 2000
+    started = time.perf_counter()
+    estimate = 0.0
+    for name in TOY_DATASETS:
+        X, y = load_dataset(name)
+        K = len(np.unique(y))
+        MAFMixture(K, **{**PAPER_2D, "n_init": 10, "epochs": epochs, "random_state": 0}).fit(X)
+        eager = train_step_fn(original_mixture(K, 2, PAPER_2D["hidden_units"]), compiled=False)
+        estimate += seconds_per_call(lambda: eager(tf.constant(X)), 5) * 2000 * 10
+    total = time.perf_counter() - started
+    scale = 2000 / epochs
+    report(f"full 2D suite (5 sets x 10 inits x 2000 epochs){' , scaled from ' + str(epochs) if quick else ''}",
+           f"{total * scale:.0f} s", "target < 120 s")
+    report("the same suite, original eager loop (estimated from 5 timed epochs per set)", f"{estimate / 60:.0f} min")
+
+
+def bench_memory() -> None:
+    """Peak resident memory of a raw-pixel F-MNIST fit (70,000 x 784, K=10, H=1024, 1 epoch) and a prediction."""
+    script = (
+        "import resource, numpy as np\n"
+        "from nfmix import MAFMixture, load_dataset\n"
+        "from nfmix.model import PAPER_IMAGES\n"
+        "import nfmix._tf\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "X, y = load_dataset('fmnist')\n"
+        "m = MAFMixture(10, **{**PAPER_IMAGES, 'epochs': 1, 'random_state': 0}).fit(X)\n"
+        "m.predict(X)\n"
+        "n_params = sum(int(np.prod(v.shape)) for v in m.params_.weights)\n"
+        "print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, X.nbytes, n_params * 4)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    base_kb, peak_kb, data_bytes, model_bytes = map(int, out.split()[-4:])
+    budget = 2 * (data_bytes + model_bytes)
+    report("raw F-MNIST fit + predict: peak RSS", f"{peak_kb / 1024:.0f} MiB (TF runtime alone {base_kb / 1024:.0f} MiB)")
+    report("data + model", f"{(data_bytes + model_bytes) / 2**20:.0f} MiB")
+    report("peak above the runtime, relative to data + model", f"{(peak_kb - base_kb) * 1024 / (budget / 2):.2f}x",
+           "target <= 2x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["2d", "images", "suite", "memory"])
+    args = parser.parse_args()
+    device = tf.config.list_physical_devices("GPU")
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores" + (
+        f", GPU {tf.config.experimental.get_device_details(device[0]).get('device_name', '')}" if device else ", no GPU")
+    t_eager = bench_2d(args.quick) if "2d" not in args.skip else None
+    if "images" not in args.skip:
+        bench_images(args.quick)
+    if "suite" not in args.skip and t_eager is not None:
+        bench_suite(t_eager, args.quick)
+    if "memory" not in args.skip and not args.quick:
+        bench_memory()
+    table = "\n".join([f"Measured {date.today()} on {machine}, TensorFlow {tf.__version__}.", "",
+                       "| measurement | result | target |", "|---|---|---|"]
+                      + [f"| {w} | {v} | {t} |" for w, v, t in rows])
+    print("\n" + table)
+    (HERE / "latest.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
