@@ -40,10 +40,12 @@ def run_baseline(method: str, X, y, seed: int = 0, n_init: int = 10, n_clusters:
     return labels, row
 
 
-def run_baselines(X, y, seed: int = 0, n_init: int = 10, methods=BASELINES, **extra):
-    """All baselines; returns ``({method: labels}, [metric rows])``."""
+def run_baselines(X, y, seed: int = 0, n_init: int | dict = 10, methods=BASELINES, **extra):
+    """All baselines; returns ``({method: labels}, [metric rows])``. ``n_init`` may be a dict per method."""
     labels, rows = {}, []
     for method in methods:
-        labels[method], row = run_baseline(method, X, y, seed=seed, n_init=n_init, **extra)
+        restarts = n_init.get(method, 10) if isinstance(n_init, dict) else n_init
+        labels[method], row = run_baseline(method, X, y, seed=seed, n_init=restarts, **extra)
+        row["n_init"] = restarts
         rows.append(row)
     return labels, rows

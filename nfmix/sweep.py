@@ -211,8 +211,35 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+FIGURES = ("density.gif", "final.png", "gmm_vs_flows.png", "contingency.png", "samples.png")
+
+
+def export_figures(runs: list[dict], tidy: pd.DataFrame, sweep_dir: Path) -> list[Path]:
+    """Copy the figures of each (variant, flow set-up)'s best-likelihood run into ``figures/``, named for it."""
+    import shutil
+
+    flows = tidy[tidy["method"].str.startswith("maf") & tidy["loss"].notna()] if "loss" in tidy else tidy.iloc[:0]
+    if flows.empty:
+        return []
+    flows = flows.assign(pca=flows.get("pca", pd.Series(0, index=flows.index)).fillna(0).astype(int))
+    out_dirs = {run["id"]: Path(run["out_dir"]) for run in runs}
+    written = []
+    for (dataset, pca, method), group in flows.groupby(["dataset", "pca", "method"]):
+        best = group.loc[group["loss"].idxmin(), "run"]
+        setup = method.split("(")[-1].rstrip(")")
+        for name in FIGURES:
+            source = out_dirs[best] / name
+            if source.is_file():
+                target = sweep_dir / "figures" / f"{dataset}{f'_pca{pca}' if pca else ''}_{setup}_{name}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+                written.append(target)
+    return written
+
+
 def aggregate(runs: list[dict], sweep_dir: Path) -> pd.DataFrame:
     tidy = collect(runs)
+    export_figures(runs, tidy, sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     tidy.to_csv(sweep_dir / "runs.csv", index=False)
     summary = summarise(tidy)

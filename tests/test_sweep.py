@@ -60,6 +60,7 @@ def test_sweep_runs_in_parallel_resumes_and_aggregates(sweep_file, tmp_path):
     assert mixture["ari"].mean() > random["ari"].mean() + 0.05  # even a 60-epoch run beats random labels
     summary = (results / "small" / "summary.md").read_text()
     assert "| moons | maf_mixture (nfmix) | 2 |" in summary and "best-likelihood ari" in summary
+    assert (results / "small" / "figures" / "moons_nfmix_density.gif").is_file()
 
     again = run_sweep(sweep_file, results, jobs=2)
     assert again["planned"] == 0  # nothing is redone
