@@ -49,7 +49,3 @@ def record_metrics(rows: list[dict], out_dir, **shared) -> Path | None:
     if not out_dir:
         return None
     return write_json_atomic(Path(out_dir) / METRICS_FILE, [{**shared, **row} for row in rows])
-
-
-def read_metrics(out_dir) -> list[dict]:
-    return json.loads((Path(out_dir) / METRICS_FILE).read_text())
