@@ -22,6 +22,7 @@ from nfmix.baselines import run_baselines  # noqa: E402
 from nfmix.data import TOY_DATASETS, load_dataset  # noqa: E402
 from nfmix.metrics import clustering_scores  # noqa: E402
 from nfmix.model import MAFMixture  # noqa: E402
+from nfmix import presets  # noqa: E402
 from nfmix.presets import PRESETS  # noqa: E402
 
 
@@ -36,9 +37,7 @@ def main(argv=None) -> dict:
 
     X, y = load_dataset(args.dataset)
     n_clusters = len(set(y.tolist()))
-    settings = dict(PRESETS[args.preset]["2d"], random_state=args.seed, verbose=1)
-    if args.epochs:
-        settings["epochs"] = args.epochs
+    settings = presets.settings(args.preset, "2d", epochs=args.epochs, random_state=args.seed, verbose=1)
     print(f"fitting a mixture of {n_clusters} MAFs to {args.dataset} ({X.shape[0]} points), preset {args.preset!r}")
     recorder = plots.DensityRecorder(X, every=max(settings["epochs"] // 20, 1))
     started = time.perf_counter()

@@ -19,3 +19,15 @@ PRESETS = {
     "paper": {"2d": PAPER_2D, "images": PAPER_IMAGES},
     "nfmix": {"2d": NFMIX_2D, "images": NFMIX_IMAGES},
 }
+
+
+def settings(preset: str, kind: str, random_state=None, verbose: int = 0, **overrides) -> dict:
+    """A preset's keyword arguments for ``kind`` ("2d" or "images"), with every override that is set.
+
+    Falsy overrides (0, "", None) keep the preset's value: that is how notebook parameters say "default".
+    ``random_state`` and ``verbose`` are always taken as given (a seed of 0 is a seed).
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    chosen = {name: value for name, value in overrides.items() if value}
+    return {**PRESETS[preset][kind], **chosen, "random_state": random_state, "verbose": verbose}

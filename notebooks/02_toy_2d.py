@@ -51,14 +51,13 @@ import pandas as pd
 from IPython.display import Image, display
 from sklearn.mixture import GaussianMixture
 
-from nfmix import MAFMixture, load_dataset, plots
+from nfmix import MAFMixture, load_dataset, plots, presets
 from nfmix.baselines import run_baselines
 from nfmix.metrics import clustering_scores
-from nfmix.presets import PRESETS
 from nfmix.records import record_metrics, run_folder
 
-overrides = {"epochs": epochs, "n_init": n_init, "algorithm": algorithm, "learning_rate": learning_rate}
-settings = {**PRESETS[preset]["2d"], **{k: v for k, v in overrides.items() if v}, "random_state": seed, "verbose": 1}
+settings = presets.settings(preset, "2d", epochs=epochs, n_init=n_init, algorithm=algorithm,
+                            learning_rate=learning_rate, random_state=seed, verbose=1)
 if smoke:
     settings.update(epochs=60, n_init=min(settings["n_init"], 2))
 snapshot_every = min(snapshot_every, max(settings["epochs"] // 3, 1))

@@ -56,19 +56,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from nfmix import MAFMixture, load_dataset, plots
+from nfmix import MAFMixture, load_dataset, plots, presets
 from nfmix.baselines import run_baselines
 from nfmix.data import pca_project
 from nfmix.images import IMAGE_SHAPES
 from nfmix.metrics import clustering_scores, contingency
-from nfmix.presets import PRESETS
 from nfmix.records import record_metrics, run_folder
 
-overrides = {"epochs": epochs, "n_init": n_init, "algorithm": algorithm, "init": init, "n_blocks": n_blocks,
-             "learning_rate": learning_rate, "batch_size": batch_size,
-             "hidden_units": (hidden_units,) if hidden_units else None}
-settings = {**PRESETS[preset]["images"], **{k: v for k, v in overrides.items() if v}, "random_state": seed,
-            "verbose": 1}
+settings = presets.settings(preset, "images", epochs=epochs, n_init=n_init, algorithm=algorithm, init=init,
+                            n_blocks=n_blocks, learning_rate=learning_rate, batch_size=batch_size,
+                            hidden_units=(hidden_units,) if hidden_units else None, random_state=seed, verbose=1)
 if smoke:
     settings.update(epochs=2, n_init=min(settings["n_init"], 2), hidden_units=(32,))
 variant = f"{dataset}_pca{pca}" if pca else dataset

@@ -182,3 +182,13 @@ def test_works_whichever_keras_the_user_imported_first(legacy):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ok True" in result.stdout
+
+
+def test_preset_settings_keep_seed_zero_and_skip_unset_overrides():
+    from nfmix.presets import settings
+
+    chosen = settings("nfmix", "2d", random_state=0, epochs=0, learning_rate=0.5, algorithm="")
+    assert chosen["random_state"] == 0 and chosen["epochs"] == 2000 and chosen["learning_rate"] == 0.5
+    assert chosen["algorithm"] == NFMIX_2D["algorithm"]
+    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+        settings("fast", "2d")
