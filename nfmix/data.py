@@ -180,6 +180,11 @@ def load_dataset(
     return np.ascontiguousarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64)
 
 
+def variant_name(dataset: str, pca: int | None = 0) -> str:
+    """How results name a dataset and its projection: ``fmnist`` raw, ``fmnist_pca100`` on 100 components."""
+    return f"{dataset}_pca{int(pca)}" if pca else dataset
+
+
 def pca_project(X: np.ndarray, n_components: int, seed: int = 0):
     """Project ``X`` onto its first ``n_components`` principal components; returns ``(Z, fitted PCA)``.
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import nbformat
 
+from nfmix.data import variant_name
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 BASELINE_TEMPLATE = "05_baselines"
 # The eight published image variants, plus the offline digits set.
@@ -60,10 +62,6 @@ def stale_pairs(folder: Path = NOTEBOOKS) -> list[Path]:
         if not target.exists() or _cells(jupytext.read(source)) != _cells(nbformat.read(target, as_version=4)):
             stale.append(target)
     return stale
-
-
-def variant_name(dataset: str, pca: int) -> str:
-    return f"{dataset}_pca{pca}" if pca else dataset
 
 
 def render_baseline(dataset: str, pca: int, folder: Path = NOTEBOOKS) -> str:

@@ -29,6 +29,7 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
+from nfmix.data import variant_name
 from nfmix.records import METRICS_FILE, write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
@@ -182,13 +183,19 @@ def collect(runs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def with_variant(tidy: pd.DataFrame) -> pd.DataFrame:
+    """A copy with ``pca`` filled (0 for raw data) and a ``variant`` column named by :func:`variant_name`."""
+    tidy = tidy.copy()
+    tidy["pca"] = tidy.get("pca", pd.Series(0, index=tidy.index)).fillna(0).astype(int)
+    tidy["variant"] = [variant_name(d, p) for d, p in zip(tidy["dataset"], tidy["pca"])]
+    return tidy
+
+
 def summarise(tidy: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std over seeds per dataset variant and method, and the metrics of the best-likelihood run."""
     if tidy.empty:
         return pd.DataFrame()
-    tidy = tidy.copy()
-    tidy["variant"] = tidy["dataset"] + tidy.get("pca", pd.Series(0, index=tidy.index)).fillna(0).astype(int).map(
-        lambda p: f"_pca{p}" if p else "")
+    tidy = with_variant(tidy)
     keys = ["variant", "method"]
     stats = tidy.groupby(keys)[METRICS].agg(["mean", "std"])
     summary = pd.DataFrame(index=stats.index)
@@ -221,16 +228,16 @@ def export_figures(runs: list[dict], tidy: pd.DataFrame, sweep_dir: Path) -> lis
     flows = tidy[tidy["method"].str.startswith("maf") & tidy["loss"].notna()] if "loss" in tidy else tidy.iloc[:0]
     if flows.empty:
         return []
-    flows = flows.assign(pca=flows.get("pca", pd.Series(0, index=flows.index)).fillna(0).astype(int))
+    flows = with_variant(flows)
     out_dirs = {run["id"]: Path(run["out_dir"]) for run in runs}
     written = []
-    for (dataset, pca, method), group in flows.groupby(["dataset", "pca", "method"]):
+    for (variant, method), group in flows.groupby(["variant", "method"]):
         best = group.loc[group["loss"].idxmin(), "run"]
         setup = method.split("(")[-1].rstrip(")")
         for name in FIGURES:
             source = out_dirs[best] / name
             if source.is_file():
-                target = sweep_dir / "figures" / f"{dataset}{f'_pca{pca}' if pca else ''}_{setup}_{name}"
+                target = sweep_dir / "figures" / f"{variant}_{setup}_{name}"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, target)
                 written.append(target)

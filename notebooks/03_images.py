@@ -58,7 +58,7 @@ import pandas as pd
 
 from nfmix import MAFMixture, load_dataset, plots, presets
 from nfmix.baselines import run_baselines
-from nfmix.data import pca_project
+from nfmix.data import pca_project, variant_name
 from nfmix.images import IMAGE_SHAPES
 from nfmix.metrics import clustering_scores, contingency
 from nfmix.records import record_metrics, run_folder
@@ -68,7 +68,7 @@ settings = presets.settings(preset, "images", epochs=epochs, n_init=n_init, algo
                             hidden_units=(hidden_units,) if hidden_units else None, random_state=seed, verbose=1)
 if smoke:
     settings.update(epochs=2, n_init=min(settings["n_init"], 2), hidden_units=(32,))
-variant = f"{dataset}_pca{pca}" if pca else dataset
+variant = variant_name(dataset, pca)
 run_dir = run_folder(out_dir, "03_images", variant)
 pixels, y = load_dataset(dataset, data_dir=data_dir or None, subsample=subsample or None, seed=seed)
 X, projection = pca_project(pixels, pca, seed=seed) if pca else (pixels, None)

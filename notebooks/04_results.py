@@ -43,7 +43,7 @@ import pandas as pd
 import seaborn as sns
 
 from nfmix.published import published_baselines
-from nfmix.sweep import summarise
+from nfmix.sweep import summarise, with_variant
 
 tables = []
 for name in [s.strip() for s in sweeps.split(",") if s.strip()]:
@@ -54,8 +54,7 @@ for name in [s.strip() for s in sweeps.split(",") if s.strip()]:
         print(f"{path} not found: run `python -m nfmix.sweep sweeps/{name}.yaml` first")
 runs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 if not runs.empty:
-    runs["pca"] = runs.get("pca", pd.Series(0, index=runs.index)).fillna(0).astype(int)
-    runs["variant"] = runs["dataset"] + runs["pca"].map(lambda p: f"_pca{p}" if p else "")
+    runs = with_variant(runs)
 print(f"{len(runs)} result rows from {runs['run'].nunique() if len(runs) else 0} runs")
 
 # %% [markdown]

@@ -47,10 +47,11 @@ import pandas as pd
 
 from nfmix import load_dataset, plots
 from nfmix.baselines import run_baselines
+from nfmix.data import variant_name
 from nfmix.metrics import contingency
 from nfmix.records import record_metrics, run_folder
 
-variant = f"{dataset}_pca{pca}" if pca else dataset
+variant = variant_name(dataset, pca)
 run_dir = run_folder(out_dir, "05_baselines", variant)
 X, y = load_dataset(dataset, pca=pca or None, data_dir=data_dir or None, subsample=subsample or None, seed=seed)
 print(f"{variant}: {X.shape[0]} rows, {X.shape[1]} features, {len(set(y.tolist()))} classes")
