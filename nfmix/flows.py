@@ -15,6 +15,7 @@ import numpy as np
 
 from nfmix._tf import tf, tfb, tfd
 
+SMALL_EVENT = 8  # up to this many dimensions, the first layer is a sum of broadcast products
 ACTIVATIONS = {"tanh": tf.tanh, "relu": tf.nn.relu, "elu": tf.nn.elu, "gelu": tf.nn.gelu, "sigmoid": tf.sigmoid}
 
 
@@ -93,22 +94,42 @@ class StackedMADE(tf.Module):
         return out
 
     def _forward(self, y):
-        # Work flow-major, [C, M, .], so every layer is one batched matmul with no transposes in between.
+        # Work flow-major with the points last, [C, units, M]: each layer is one batched matmul whose long
+        # axis (the points) is contiguous, and there is one transpose, at the end.
         batch_rank = len(self.batch_shape)
         n_flows = int(np.prod(self.batch_shape))
-        lead_shape = tf.shape(y)[: -(batch_rank + 1)]
-        x = tf.broadcast_to(y, tf.concat([lead_shape, self.batch_shape, [self.event_size]], 0))
-        x = tf.transpose(tf.reshape(x, [-1, n_flows, self.event_size]), [1, 0, 2])
         weights = self._bound if self._bound is not None else self.weights
         n_layers = len(self.kernels)
-        h = x
-        for layer, (kernel, mask, bias) in enumerate(zip(weights[:n_layers], self.masks, weights[n_layers:])):
-            if layer:
-                h = self.activation(h)
-            kernel = tf.reshape(kernel * mask, [n_flows] + kernel.shape[-2:])
-            h = tf.matmul(h, kernel) + tf.reshape(bias, [n_flows, 1, -1])
+        kernels = [tf.reshape(k * m, [n_flows] + k.shape[-2:]) for k, m in zip(weights[:n_layers], self.masks)]
+        biases = [tf.reshape(b, [n_flows, -1, 1]) for b in weights[n_layers:]]
+        lead_shape = tf.shape(y)[: -(batch_rank + 1)]
+        h = self._first_layer(y, kernels[0], lead_shape) + biases[0]
+        for kernel, bias in zip(kernels[1:], biases[1:]):
+            h = tf.matmul(kernel, self.activation(h), transpose_a=True) + bias
         out_shape = tf.concat([lead_shape, self.batch_shape, [self.event_size, 2]], 0)
-        return tf.reshape(tf.transpose(h, [1, 0, 2]), out_shape)
+        return tf.reshape(tf.transpose(h, [2, 0, 1]), out_shape)
+
+    def _first_layer(self, y, kernel, lead_shape):
+        """``kernel [C, D, H]`` applied to ``y``: ``[C, H, M]``.
+
+        The first block's input is the data itself, the same for every flow, so it is never copied C times.
+        With few dimensions (2D sets) a sum of D broadcast products beats a matmul whose inner size is D.
+        """
+        D = self.event_size
+        shared = all(size == 1 for size in y.shape[-(len(self.batch_shape) + 1) : -1])
+        if shared:
+            x_t = tf.transpose(tf.reshape(y, [-1, D]))  # [D, M]
+        else:
+            x = tf.broadcast_to(y, tf.concat([lead_shape, self.batch_shape, [D]], 0))
+            x_t = tf.transpose(tf.reshape(x, [-1, kernel.shape[0], D]), [1, 2, 0])  # [C, D, M]
+        kernel_t = tf.transpose(kernel, [0, 2, 1])  # [C, H, D]
+        if D <= SMALL_EVENT:
+            rows = [x_t[d][None, None] if shared else x_t[:, d][:, None] for d in range(D)]
+            return tf.add_n([kernel_t[:, :, d, None] * row for d, row in enumerate(rows)])
+        if shared:
+            n_flows, units = kernel_t.shape[:2]
+            return tf.reshape(tf.matmul(tf.reshape(kernel_t, [-1, D]), x_t), [n_flows, units, -1])
+        return tf.matmul(kernel_t, x_t)
 
 
 class MixtureParameters(tf.Module):
@@ -120,6 +141,9 @@ class MixtureParameters(tf.Module):
         shape = (int(n_restarts), int(n_components))
         self.shape = shape
         self.n_features = int(n_features)
+        # everything that fixes the computation (not the values): models with equal configs share compiled code
+        self.config = (shape, self.n_features, tuple(int(h) for h in hidden_units), int(n_blocks), activation,
+                       bool(trainable_base))
         self.logits = tf.Variable(tf.ones(shape), name="logits")
         self.loc = tf.Variable(tf.zeros(shape + (n_features,)), trainable=trainable_base, name="loc")
         self.scale = tf.Variable(tf.ones(shape + (n_features,)), trainable=False, name="scale")

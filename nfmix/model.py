@@ -278,9 +278,12 @@ class MAFMixture:
         return single
 
     # ------------------------------------------------------------------ inference
-    def _checked(self, X) -> np.ndarray:
+    def _check_fitted(self) -> None:
         if self._params is None:
             raise ValueError("this MAFMixture is not fitted yet: call fit(X) first")
+
+    def _checked(self, X) -> np.ndarray:
+        self._check_fitted()
         X = check_array(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but the model was fitted on {self.n_features_in_}")
@@ -330,7 +333,7 @@ class MAFMixture:
 
     def sample(self, n_samples=1, random_state=None):
         """Draw ``n_samples`` points; returns ``(X [n, d], component of each [n])`` like GaussianMixture.sample."""
-        self._checked(np.zeros((1, getattr(self, "n_features_in_", 1)), np.float32))
+        self._check_fitted()
         rng = np.random.RandomState(random_state)
         labels = rng.choice(self.n_components, size=n_samples, p=self.weights_ / self.weights_.sum())
         seed = tf.constant(rng.randint(2**31 - 1, size=2), tf.int32)  # a [2] seed makes TFP sample statelessly

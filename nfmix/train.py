@@ -2,12 +2,14 @@
 
 A Python loop calls :meth:`Trainer.run_epochs` for a chunk of epochs at a time. Inside, a ``tf.while_loop``
 walks the epochs and their shuffled minibatches carrying the parameters and Adam's moments as loop tensors;
-the variables are read once at the start of the chunk and written once at its end. Restarts are independent
+the variables are read once before the chunk and written once after it. Restarts are independent
 (Adam is elementwise and each restart's loss touches only its own slice), and a per-restart ``active`` mask
 freezes a restart that diverged while the others train on.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import numpy as np
 
@@ -19,28 +21,45 @@ class Trainer:
     """Maximum likelihood (``responsibilities=None``) or EM M-step epochs (fixed responsibilities) with Adam.
 
     Adam uses Keras' defaults (beta_1 0.9, beta_2 0.999, epsilon 1e-7); it is written out here so that its
-    moments can be reset for one re-seeded component and masked for a frozen restart.
+    moments can be reset for one re-seeded component and masked for a frozen restart. The Trainer owns the
+    optimiser state; the compiled loop it runs is shared by every model of the same architecture (see
+    :class:`CompiledLoop`), so only the first fit of a configuration in a process pays for tracing and XLA.
     """
 
     def __init__(self, params: MixtureParameters, learning_rate: float, batch_size: int, jit_compile: bool = True,
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
         self.params = params
-        self.batch_size = int(batch_size)
-        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
+        self.learning_rate = learning_rate
         self.trainable = [i for i, v in enumerate(params.weights) if v.trainable]
         self.m = [tf.Variable(tf.zeros_like(params.weights[i]), trainable=False) for i in self.trainable]
         self.v = [tf.Variable(tf.zeros_like(params.weights[i]), trainable=False) for i in self.trainable]
         self.step = tf.Variable(0.0, trainable=False, name="adam_step")
         self.active = tf.Variable(tf.ones([params.shape[0]]), trainable=False, name="active_restarts")
-        self._mle = tf.function(self._loop_mle, jit_compile=jit_compile)
-        self._em = tf.function(self._loop_em, jit_compile=jit_compile)
+        self.loop = CompiledLoop.get(params, int(batch_size), jit_compile, beta_1, beta_2, epsilon)
 
     def run_epochs(self, X, n_epochs: int, seed: int, responsibilities=None) -> np.ndarray:
         """Train ``n_epochs`` epochs; returns the mean loss of each epoch and restart, ``[n_epochs, R]``."""
-        seed = tf.constant([seed, 0], tf.int32)
+        weights = self.params.weights
+        fixed = [w.read_value() for w in weights]
+        state = (self.loop.pack([fixed[i] for i in self.trainable]), self.loop.pack([m.read_value() for m in self.m]),
+                 self.loop.pack([v.read_value() for v in self.v]), self.step.read_value())
+        # The loss buffer has a static size, rounded up to a power of two, so XLA compiles once for every chunk
+        # length up to it rather than once per length.
+        capacity = 1 << max(int(n_epochs) - 1, 0).bit_length()
+        args = (state, fixed, self.active.read_value(), tf.constant(self.learning_rate, tf.float32), X,
+                tf.constant(n_epochs), tf.constant([seed, 0], tf.int32))
         if responsibilities is None:
-            return self._mle(X, tf.constant(n_epochs), seed).numpy()
-        return self._em(X, tf.convert_to_tensor(responsibilities, tf.float32), tf.constant(n_epochs), seed).numpy()
+            (values, m, v, step), losses = self.loop.mle(*args, capacity=capacity)
+        else:
+            responsibilities = tf.convert_to_tensor(responsibilities, tf.float32)
+            (values, m, v, step), losses = self.loop.em(*args, responsibilities, capacity=capacity)
+        for i, value in zip(self.trainable, self.loop.unpack(values)):
+            weights[i].assign(value)
+        for variables, packed in ((self.m, m), (self.v, v)):
+            for var, value in zip(variables, self.loop.unpack(packed)):
+                var.assign(value)
+        self.step.assign(step)
+        return losses.numpy()[:n_epochs]
 
     def reset_moments(self, index) -> None:
         """Zero Adam's moments for one (restart, component): used when a component is re-seeded."""
@@ -48,11 +67,43 @@ class Trainer:
             m[index].assign(tf.zeros_like(m[index]))
             v[index].assign(tf.zeros_like(v[index]))
 
-    def _loop_mle(self, X, n_epochs, seed):
-        return self._loop(X, None, n_epochs, seed)
 
-    def _loop_em(self, X, responsibilities, n_epochs, seed):
-        return self._loop(X, responsibilities, n_epochs, seed)
+class CompiledLoop:
+    """Chunks of Adam epochs as a pure compiled function of the parameters, one per architecture.
+
+    The loop reads no variable: parameters, Adam's moments and the active mask come in as tensors and go out
+    as tensors. So one traced and XLA-compiled loop serves every model with the same shapes, hyper-parameters
+    and batch size; :meth:`get` keeps the few most recent ones. ``params`` is only a template for the shapes
+    (it is read through :meth:`MixtureParameters.bound`, never through its variables).
+    """
+
+    _cache: "OrderedDict[tuple, CompiledLoop]" = OrderedDict()
+    cache_size = 4
+
+    @classmethod
+    def get(cls, params, batch_size, jit_compile, beta_1, beta_2, epsilon) -> "CompiledLoop":
+        key = (params.config, batch_size, jit_compile, beta_1, beta_2, epsilon)
+        if key not in cls._cache:
+            cls._cache[key] = cls(params, batch_size, jit_compile, beta_1, beta_2, epsilon)
+            while len(cls._cache) > cls.cache_size:
+                cls._cache.popitem(last=False)
+        cls._cache.move_to_end(key)
+        return cls._cache[key]
+
+    def __init__(self, params, batch_size, jit_compile, beta_1, beta_2, epsilon):
+        self.params = params
+        self.batch_size = batch_size
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.trainable = [i for i, v in enumerate(params.weights) if v.trainable]
+        self.shapes = [params.weights[i].shape for i in self.trainable]
+        self.mle = tf.function(self._loop_mle, jit_compile=jit_compile)
+        self.em = tf.function(self._loop_em, jit_compile=jit_compile)
+
+    def _loop_mle(self, state, fixed, active, learning_rate, X, n_epochs, seed, capacity):
+        return self._loop(state, fixed, active, learning_rate, X, None, n_epochs, seed, capacity)
+
+    def _loop_em(self, state, fixed, active, learning_rate, X, n_epochs, seed, responsibilities, capacity):
+        return self._loop(state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed, capacity)
 
     def _batches(self, n, seed, epoch):
         """Index and weight of each minibatch slot; the last batch wraps around with weight 0 (static shapes)."""
@@ -68,44 +119,34 @@ class Trainer:
 
     # Parameters travel through the loop packed restart-major into one [R, P] matrix, so Adam is a handful of
     # fused ops instead of a dozen per variable, and a restart's mask is one [R, 1] column.
-    def _pack(self, tensors):
+    def pack(self, tensors):
         return tf.concat([tf.reshape(t, [self.params.shape[0], -1]) for t in tensors], axis=1)
 
-    def _unpack(self, matrix):
-        shapes = [self.params.weights[i].shape for i in self.trainable]
-        parts = tf.split(matrix, [int(np.prod(shape[1:])) for shape in shapes], axis=1)
-        return [tf.reshape(part, shape) for part, shape in zip(parts, shapes)]
+    def unpack(self, matrix):
+        parts = tf.split(matrix, [int(np.prod(shape[1:])) for shape in self.shapes], axis=1)
+        return [tf.reshape(part, shape) for part, shape in zip(parts, self.shapes)]
 
-    def _loop(self, X, responsibilities, n_epochs, seed):
+    def _loop(self, state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed, capacity):
         n = X.shape[0]
-        fixed = [v.read_value() for v in self.params.weights]
-        state = (self._pack([fixed[i] for i in self.trainable]), self._pack([m.read_value() for m in self.m]),
-                 self._pack([v.read_value() for v in self.v]), self.step.read_value())
-        losses = tf.TensorArray(tf.float32, size=n_epochs)
+        losses = tf.TensorArray(tf.float32, size=capacity, element_shape=[self.params.shape[0]])
         for epoch in tf.range(n_epochs):
             n_batches, index, weight = self._batches(n, seed, epoch)
             total = tf.zeros([self.params.shape[0]])
             for b in tf.range(n_batches):
-                state, summed = self._step(state, fixed, X, responsibilities, index[b], weight[b])
+                state, summed = self._step(state, fixed, active, learning_rate, X, responsibilities, index[b],
+                                           weight[b])
                 total += summed
             losses = losses.write(epoch, total / n)
-        values, m, v, step = state
-        for i, value in zip(self.trainable, self._unpack(values)):
-            self.params.weights[i].assign(value)
-        for variables, packed in ((self.m, m), (self.v, v)):
-            for var, value in zip(variables, self._unpack(packed)):
-                var.assign(value)
-        self.step.assign(step)
-        return losses.stack()
+        return state, losses.stack()
 
-    def _step(self, state, fixed, X, responsibilities, index, weight):
+    def _step(self, state, fixed, active, learning_rate, X, responsibilities, index, weight):
         """One Adam step on one minibatch; returns the new state and each restart's summed loss ``[R]``."""
         values, m, v, step = state
         xb = tf.gather(X, index)
         with tf.GradientTape() as tape:
             tape.watch(values)
             all_values = list(fixed)
-            for i, value in zip(self.trainable, self._unpack(values)):
+            for i, value in zip(self.trainable, self.unpack(values)):
                 all_values[i] = value
             with self.params.bound(all_values):
                 if responsibilities is None:  # maximum likelihood: -sum_n log p(x_n)
@@ -114,15 +155,15 @@ class Trainer:
                     rb = tf.gather(responsibilities, index)
                     per_point = -tf.reduce_sum(rb * self.params.flow_log_prob(xb), -1)
             summed = tf.reduce_sum(weight[:, None] * per_point, 0)
-            loss = tf.reduce_sum(tf.where(self.active > 0, summed, 0.0)) / tf.reduce_sum(weight)
+            loss = tf.reduce_sum(tf.where(active > 0, summed, 0.0)) / tf.reduce_sum(weight)
         grad = tape.gradient(loss, values, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        mask = self.active[:, None]
+        mask = active[:, None]
         grad = tf.where(mask > 0, grad, 0.0)
         step = step + 1.0
         correction = tf.sqrt(1.0 - self.beta_2**step) / (1.0 - self.beta_1**step)
         m = self.beta_1 * m + (1.0 - self.beta_1) * grad
         v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
-        values = values - mask * self.learning_rate * correction * m / (tf.sqrt(v) + self.epsilon)
+        values = values - mask * learning_rate * correction * m / (tf.sqrt(v) + self.epsilon)
         return (values, m, v, step), summed
 
 

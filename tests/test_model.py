@@ -10,6 +10,7 @@ from nfmix import MAFMixture, load_dataset
 from nfmix._tf import tf
 from nfmix.presets import NFMIX_2D
 from nfmix.reference import mixture_like
+from nfmix.train import CompiledLoop
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,14 @@ def test_score_samples_matches_separate_tfp_flows(fitted, moons):
     np.testing.assert_allclose(fitted.score_samples(X[:200]), reference, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("n_features", [3, 12])  # both ways of computing the first layer (see flows.SMALL_EVENT)
+def test_score_samples_matches_separate_tfp_flows_in_more_dimensions(n_features):
+    X = np.random.RandomState(0).normal(size=(300, n_features)).astype(np.float32)
+    model = MAFMixture(3, hidden_units=(16,), n_blocks=2, n_init=2, epochs=20, learning_rate=1e-2, random_state=0).fit(X)
+    reference = mixture_like(model).log_prob(X[:100]).numpy()
+    np.testing.assert_allclose(model.score_samples(X[:100]), reference, rtol=1e-4, atol=1e-4)
+
+
 def test_samples_come_from_the_model(fitted, moons):
     X, _ = moons
     points, components = fitted.sample(500, random_state=1)
@@ -79,6 +88,17 @@ def test_same_random_state_same_model(moons):
     np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
     assert a.history_["loss"] == b.history_["loss"]
     assert not np.allclose(a.score_samples(X), c.score_samples(X))
+
+
+def test_models_of_one_architecture_share_the_compiled_loop_not_the_weights(moons):
+    X, _ = moons
+    first = MAFMixture(2, hidden_units=(6,), epochs=30, random_state=0).fit(X)
+    before = first.score_samples(X[:50])
+    second = MAFMixture(2, hidden_units=(6,), epochs=30, random_state=1).fit(X)
+    loops = [loop for key, loop in CompiledLoop._cache.items() if key[0][2] == (6,)]
+    assert len(loops) == 1 and loops[0].mle.experimental_get_tracing_count() == 1
+    np.testing.assert_array_equal(first.score_samples(X[:50]), before)
+    assert not np.allclose(second.score_samples(X[:50]), before)
 
 
 def test_restarts_keep_the_best_likelihood(fitted, moons):
@@ -163,6 +183,8 @@ def test_bad_input_is_refused_clearly(kwargs, data, message):
 def test_predict_before_fit_and_wrong_feature_count(fitted):
     with pytest.raises(ValueError, match="not fitted"):
         MAFMixture(2).predict(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="not fitted"):
+        MAFMixture(2).sample(5)
     with pytest.raises(ValueError, match="3 features, but the model was fitted on 2"):
         fitted.predict(np.zeros((4, 3)))
 
