@@ -1,6 +1,6 @@
 """Speed and memory of nfmix, measured side by side with the original formulation in one run.
 
-    python bench/bench_speed.py            # everything (about 10 minutes on 2 CPU cores)
+    python bench/bench_speed.py            # everything (about 3 minutes on 2 CPU cores)
     python bench/bench_speed.py --quick    # fewer epochs and batches, no memory run
 
 Prints a Markdown table of the results and writes it to bench/latest.md. It runs unchanged on a GPU.

@@ -39,26 +39,15 @@ class Trainer:
 
     def run_epochs(self, X, n_epochs: int, seed: int, responsibilities=None) -> np.ndarray:
         """Train ``n_epochs`` epochs; returns the mean loss of each epoch and restart, ``[n_epochs, R]``."""
-        weights = self.params.weights
-        fixed = [w.read_value() for w in weights]
-        state = (self.loop.pack([fixed[i] for i in self.trainable]), self.loop.pack([m.read_value() for m in self.m]),
-                 self.loop.pack([v.read_value() for v in self.v]), self.step.read_value())
         # The loss buffer has a static size, rounded up to a power of two, so XLA compiles once for every chunk
         # length up to it rather than once per length.
         capacity = 1 << max(int(n_epochs) - 1, 0).bit_length()
-        args = (state, fixed, self.active.read_value(), tf.constant(self.learning_rate, tf.float32), X,
-                tf.constant(n_epochs), tf.constant([seed, 0], tf.int32))
+        args = (self.params.weights, self.m, self.v, self.step, self.active, tf.constant(self.learning_rate, tf.float32),
+                X, tf.constant(n_epochs), tf.constant([seed, 0], tf.int32))
         if responsibilities is None:
-            (values, m, v, step), losses = self.loop.mle(*args, capacity=capacity)
+            losses = self.loop.mle(*args, capacity=capacity)
         else:
-            responsibilities = tf.convert_to_tensor(responsibilities, tf.float32)
-            (values, m, v, step), losses = self.loop.em(*args, responsibilities, capacity=capacity)
-        for i, value in zip(self.trainable, self.loop.unpack(values)):
-            weights[i].assign(value)
-        for variables, packed in ((self.m, m), (self.v, v)):
-            for var, value in zip(variables, self.loop.unpack(packed)):
-                var.assign(value)
-        self.step.assign(step)
+            losses = self.loop.em(*args, tf.convert_to_tensor(responsibilities, tf.float32), capacity=capacity)
         return losses.numpy()[:n_epochs]
 
     def reset_moments(self, index) -> None:
@@ -71,10 +60,11 @@ class Trainer:
 class CompiledLoop:
     """Chunks of Adam epochs as a pure compiled function of the parameters, one per architecture.
 
-    The loop reads no variable: parameters, Adam's moments and the active mask come in as tensors and go out
-    as tensors. So one traced and XLA-compiled loop serves every model with the same shapes, hyper-parameters
-    and batch size; :meth:`get` keeps the few most recent ones. ``params`` is only a template for the shapes
-    (it is read through :meth:`MixtureParameters.bound`, never through its variables).
+    The variables (parameters, Adam's moments, the active mask) are arguments, which tf.function traces by
+    shape, not identity. So one traced and XLA-compiled loop serves every model with the same shapes,
+    hyper-parameters and batch size; :meth:`get` keeps the few most recent ones. ``params`` is only a template
+    for the shapes (it is read through :meth:`MixtureParameters.bound`, never through its variables). Reading
+    and writing the variables inside the compiled function, not around it, keeps no extra copy of them.
     """
 
     _cache: "OrderedDict[tuple, CompiledLoop]" = OrderedDict()
@@ -99,11 +89,11 @@ class CompiledLoop:
         self.mle = tf.function(self._loop_mle, jit_compile=jit_compile)
         self.em = tf.function(self._loop_em, jit_compile=jit_compile)
 
-    def _loop_mle(self, state, fixed, active, learning_rate, X, n_epochs, seed, capacity):
-        return self._loop(state, fixed, active, learning_rate, X, None, n_epochs, seed, capacity)
+    def _loop_mle(self, weights, m, v, step, active, learning_rate, X, n_epochs, seed, capacity):
+        return self._loop(weights, m, v, step, active, learning_rate, X, None, n_epochs, seed, capacity)
 
-    def _loop_em(self, state, fixed, active, learning_rate, X, n_epochs, seed, responsibilities, capacity):
-        return self._loop(state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed, capacity)
+    def _loop_em(self, weights, m, v, step, active, learning_rate, X, n_epochs, seed, responsibilities, capacity):
+        return self._loop(weights, m, v, step, active, learning_rate, X, responsibilities, n_epochs, seed, capacity)
 
     def _batches(self, n, seed, epoch):
         """Index and weight of each minibatch slot; the last batch wraps around with weight 0 (static shapes)."""
@@ -126,8 +116,13 @@ class CompiledLoop:
         parts = tf.split(matrix, [int(np.prod(shape[1:])) for shape in self.shapes], axis=1)
         return [tf.reshape(part, shape) for part, shape in zip(parts, self.shapes)]
 
-    def _loop(self, state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed, capacity):
+    def _loop(self, weights, m_vars, v_vars, step_var, active_var, learning_rate, X, responsibilities, n_epochs,
+              seed, capacity):
         n = X.shape[0]
+        fixed = [w.read_value() for w in weights]
+        active = active_var.read_value()
+        state = (self.pack([fixed[i] for i in self.trainable]), self.pack([m.read_value() for m in m_vars]),
+                 self.pack([v.read_value() for v in v_vars]), step_var.read_value())
         losses = tf.TensorArray(tf.float32, size=capacity, element_shape=[self.params.shape[0]])
         for epoch in tf.range(n_epochs):
             n_batches, index, weight = self._batches(n, seed, epoch)
@@ -137,7 +132,14 @@ class CompiledLoop:
                                            weight[b])
                 total += summed
             losses = losses.write(epoch, total / n)
-        return state, losses.stack()
+        values, m, v, step = state
+        for i, value in zip(self.trainable, self.unpack(values)):
+            weights[i].assign(value)
+        for variables, packed in ((m_vars, m), (v_vars, v)):
+            for var, value in zip(variables, self.unpack(packed)):
+                var.assign(value)
+        step_var.assign(step)
+        return losses.stack()
 
     def _step(self, state, fixed, active, learning_rate, X, responsibilities, index, weight):
         """One Adam step on one minibatch; returns the new state and each restart's summed loss ``[R]``."""
