@@ -2,7 +2,7 @@
 
 A Python loop calls :meth:`Trainer.run_epochs` for a chunk of epochs at a time. Inside, a ``tf.while_loop``
 walks the epochs and their shuffled minibatches carrying the parameters and Adam's moments as loop tensors;
-the variables are read once before the chunk and written once after it. Restarts are independent
+the variables are read once at the start of the chunk and written once at its end. Restarts are independent
 (Adam is elementwise and each restart's loss touches only its own slice), and a per-restart ``active`` mask
 freezes a restart that diverged while the others train on.
 """
@@ -30,12 +30,11 @@ class Trainer:
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
         self.params = params
         self.learning_rate = learning_rate
-        self.trainable = [i for i, v in enumerate(params.weights) if v.trainable]
-        self.m = [tf.Variable(tf.zeros_like(params.weights[i]), trainable=False) for i in self.trainable]
-        self.v = [tf.Variable(tf.zeros_like(params.weights[i]), trainable=False) for i in self.trainable]
+        self.loop = CompiledLoop.get(params, int(batch_size), jit_compile, beta_1, beta_2, epsilon)
+        self.m = [tf.Variable(tf.zeros_like(params.weights[i]), trainable=False) for i in self.loop.trainable]
+        self.v = [tf.Variable(tf.zeros_like(params.weights[i]), trainable=False) for i in self.loop.trainable]
         self.step = tf.Variable(0.0, trainable=False, name="adam_step")
         self.active = tf.Variable(tf.ones([params.shape[0]]), trainable=False, name="active_restarts")
-        self.loop = CompiledLoop.get(params, int(batch_size), jit_compile, beta_1, beta_2, epsilon)
 
     def run_epochs(self, X, n_epochs: int, seed: int, responsibilities=None) -> np.ndarray:
         """Train ``n_epochs`` epochs; returns the mean loss of each epoch and restart, ``[n_epochs, R]``."""
@@ -58,7 +57,7 @@ class Trainer:
 
 
 class CompiledLoop:
-    """Chunks of Adam epochs as a pure compiled function of the parameters, one per architecture.
+    """Chunks of Adam epochs as one compiled function per architecture, shared by the models that have it.
 
     The variables (parameters, Adam's moments, the active mask) are arguments, which tf.function traces by
     shape, not identity. So one traced and XLA-compiled loop serves every model with the same shapes,
@@ -109,10 +108,10 @@ class CompiledLoop:
 
     # Parameters travel through the loop packed restart-major into one [R, P] matrix, so Adam is a handful of
     # fused ops instead of a dozen per variable, and a restart's mask is one [R, 1] column.
-    def pack(self, tensors):
+    def _pack(self, tensors):
         return tf.concat([tf.reshape(t, [self.params.shape[0], -1]) for t in tensors], axis=1)
 
-    def unpack(self, matrix):
+    def _unpack(self, matrix):
         parts = tf.split(matrix, [int(np.prod(shape[1:])) for shape in self.shapes], axis=1)
         return [tf.reshape(part, shape) for part, shape in zip(parts, self.shapes)]
 
@@ -121,8 +120,8 @@ class CompiledLoop:
         n = X.shape[0]
         fixed = [w.read_value() for w in weights]
         active = active_var.read_value()
-        state = (self.pack([fixed[i] for i in self.trainable]), self.pack([m.read_value() for m in m_vars]),
-                 self.pack([v.read_value() for v in v_vars]), step_var.read_value())
+        state = (self._pack([fixed[i] for i in self.trainable]), self._pack([m.read_value() for m in m_vars]),
+                 self._pack([v.read_value() for v in v_vars]), step_var.read_value())
         losses = tf.TensorArray(tf.float32, size=capacity, element_shape=[self.params.shape[0]])
         for epoch in tf.range(n_epochs):
             n_batches, index, weight = self._batches(n, seed, epoch)
@@ -133,10 +132,10 @@ class CompiledLoop:
                 total += summed
             losses = losses.write(epoch, total / n)
         values, m, v, step = state
-        for i, value in zip(self.trainable, self.unpack(values)):
+        for i, value in zip(self.trainable, self._unpack(values)):
             weights[i].assign(value)
         for variables, packed in ((m_vars, m), (v_vars, v)):
-            for var, value in zip(variables, self.unpack(packed)):
+            for var, value in zip(variables, self._unpack(packed)):
                 var.assign(value)
         step_var.assign(step)
         return losses.stack()
@@ -148,7 +147,7 @@ class CompiledLoop:
         with tf.GradientTape() as tape:
             tape.watch(values)
             all_values = list(fixed)
-            for i, value in zip(self.trainable, self.unpack(values)):
+            for i, value in zip(self.trainable, self._unpack(values)):
                 all_values[i] = value
             with self.params.bound(all_values):
                 if responsibilities is None:  # maximum likelihood: -sum_n log p(x_n)
