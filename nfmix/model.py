@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from nfmix._tf import tf
 from nfmix.data import check_array
 from nfmix.flows import MixtureParameters
-from nfmix.train import Trainer, batched
+from nfmix.train import CompiledDensity, Trainer
 
 ALGORITHMS = ("mle", "em_soft", "em_hard")
 INITS = ("random", "kmeans")
@@ -204,11 +204,7 @@ class MAFMixture:
 
     def _component_log_prob_all(self, params: MixtureParameters, X) -> np.ndarray:
         """``log pi_k + log p_k(x)`` for every row, restart and component, ``[n, R, K]``."""
-        cache = self.__dict__.setdefault("_compiled", {})
-        if id(params) not in cache:  # keep params alive with its function, so its id cannot be reused
-            cache.clear()
-            cache[id(params)] = (params, tf.function(params.component_log_prob, reduce_retracing=True))
-        return batched(cache[id(params)][1], X)
+        return CompiledDensity.evaluate(params, X)
 
     def _e_step(self, params, X, rng, trainer, reseeds, epoch) -> np.ndarray:
         """Responsibilities ``[n, R, K]`` and the weights in closed form; re-seeds an emptied component first."""

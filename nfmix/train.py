@@ -9,6 +9,8 @@ freezes a restart that diverged while the others train on.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections import OrderedDict
 
 import numpy as np
@@ -30,7 +32,7 @@ class Trainer:
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
         self.params = params
         self.learning_rate = learning_rate
-        self.loop = CompiledLoop.get(params, int(batch_size), jit_compile, beta_1, beta_2, epsilon)
+        self.loop = CompiledLoop.for_params(params, int(batch_size), jit_compile, beta_1, beta_2, epsilon)
         self.m = [tf.Variable(tf.zeros_like(params.weights[i]), trainable=False) for i in self.loop.trainable]
         self.v = [tf.Variable(tf.zeros_like(params.weights[i]), trainable=False) for i in self.loop.trainable]
         self.step = tf.Variable(0.0, trainable=False, name="adam_step")
@@ -43,10 +45,11 @@ class Trainer:
         capacity = 1 << max(int(n_epochs) - 1, 0).bit_length()
         args = (self.params.weights, self.m, self.v, self.step, self.active, tf.constant(self.learning_rate, tf.float32),
                 X, tf.constant(n_epochs), tf.constant([seed, 0], tf.int32))
-        if responsibilities is None:
-            losses = self.loop.mle(*args, capacity=capacity)
-        else:
-            losses = self.loop.em(*args, tf.convert_to_tensor(responsibilities, tf.float32), capacity=capacity)
+        with self.loop.serving(self.params):
+            if responsibilities is None:
+                losses = self.loop.mle(*args, capacity=capacity)
+            else:
+                losses = self.loop.em(*args, tf.convert_to_tensor(responsibilities, tf.float32), capacity=capacity)
         return losses.numpy()[:n_epochs]
 
     def reset_moments(self, index) -> None:
@@ -56,31 +59,75 @@ class Trainer:
             v[index].assign(tf.zeros_like(v[index]))
 
 
-class CompiledLoop:
-    """Chunks of Adam epochs as one compiled function per architecture, shared by the models that have it.
+class SharedCompiled:
+    """Compiled functions shared by every model of one architecture, a few architectures at a time.
 
-    The variables (parameters, Adam's moments, the active mask) are arguments, which tf.function traces by
-    shape, not identity. So one traced and XLA-compiled loop serves every model with the same shapes,
-    hyper-parameters and batch size; :meth:`get` keeps the few most recent ones. ``params`` is only a template
-    for the shapes (it is read through :meth:`MixtureParameters.bound`, never through its variables). Reading
-    and writing the variables inside the compiled function, not around it, keeps no extra copy of them.
+    The functions take the variables as arguments, which tf.function traces by shape, not identity, so one
+    trace (and one XLA compile) serves every model with the same shapes. The calling model is lent to the
+    object only for the duration of a call (:meth:`serving`), for its structure; the cache never keeps a
+    model, and so never keeps a model's variables, alive.
     """
 
-    _cache: "OrderedDict[tuple, CompiledLoop]" = OrderedDict()
     cache_size = 4
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._cache = OrderedDict()
+
     @classmethod
-    def get(cls, params, batch_size, jit_compile, beta_1, beta_2, epsilon) -> "CompiledLoop":
-        key = (params.config, batch_size, jit_compile, beta_1, beta_2, epsilon)
+    def get(cls, key: tuple, *args):
         if key not in cls._cache:
-            cls._cache[key] = cls(params, batch_size, jit_compile, beta_1, beta_2, epsilon)
+            cls._cache[key] = cls(*args)
             while len(cls._cache) > cls.cache_size:
                 cls._cache.popitem(last=False)
         cls._cache.move_to_end(key)
         return cls._cache[key]
 
+    @contextlib.contextmanager
+    def serving(self, params: MixtureParameters):
+        self._params = params
+        try:
+            yield
+        finally:
+            self._params = None
+
+
+class CompiledDensity(SharedCompiled):
+    """``log pi_k + log p_k(x)`` (``[n, R, K]``) as one compiled function per architecture."""
+
+    cache_size = 8  # a fit uses two: all restarts, then the kept one
+
+    def __init__(self):
+        self._params = None
+        self.function = tf.function(self._component_log_prob, reduce_retracing=True)
+
+    def _component_log_prob(self, weights, x):
+        with self._params.bound([w.read_value() for w in weights]):
+            return self._params.component_log_prob(x)
+
+    @classmethod
+    def evaluate(cls, params: MixtureParameters, X, batch_size: int = 4096) -> np.ndarray:
+        density = cls.get(params.config)
+        with density.serving(params):
+            return batched(functools.partial(density.function, params.weights), X, batch_size)
+
+
+class CompiledLoop(SharedCompiled):
+    """Chunks of Adam epochs as one compiled function per architecture and optimiser setting.
+
+    The variables (parameters, Adam's moments, the active mask) are arguments; reading and writing them inside
+    the compiled function, not around it, keeps no extra copy of them. A :class:`Trainer` gets its loop with
+    :meth:`for_params` and calls it within :meth:`serving`.
+    """
+
+    @classmethod
+    def for_params(cls, params, batch_size, jit_compile, beta_1, beta_2, epsilon) -> "CompiledLoop":
+        key = (params.config, batch_size, jit_compile, beta_1, beta_2, epsilon)
+        return cls.get(key, params, batch_size, jit_compile, beta_1, beta_2, epsilon)
+
     def __init__(self, params, batch_size, jit_compile, beta_1, beta_2, epsilon):
-        self.params = params
+        self._params = None
+        self.n_restarts = params.shape[0]
         self.batch_size = batch_size
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.trainable = [i for i, v in enumerate(params.weights) if v.trainable]
@@ -109,7 +156,7 @@ class CompiledLoop:
     # Parameters travel through the loop packed restart-major into one [R, P] matrix, so Adam is a handful of
     # fused ops instead of a dozen per variable, and a restart's mask is one [R, 1] column.
     def _pack(self, tensors):
-        return tf.concat([tf.reshape(t, [self.params.shape[0], -1]) for t in tensors], axis=1)
+        return tf.concat([tf.reshape(t, [self.n_restarts, -1]) for t in tensors], axis=1)
 
     def _unpack(self, matrix):
         parts = tf.split(matrix, [int(np.prod(shape[1:])) for shape in self.shapes], axis=1)
@@ -122,10 +169,10 @@ class CompiledLoop:
         active = active_var.read_value()
         state = (self._pack([fixed[i] for i in self.trainable]), self._pack([m.read_value() for m in m_vars]),
                  self._pack([v.read_value() for v in v_vars]), step_var.read_value())
-        losses = tf.TensorArray(tf.float32, size=capacity, element_shape=[self.params.shape[0]])
+        losses = tf.TensorArray(tf.float32, size=capacity, element_shape=[self.n_restarts])
         for epoch in tf.range(n_epochs):
             n_batches, index, weight = self._batches(n, seed, epoch)
-            total = tf.zeros([self.params.shape[0]])
+            total = tf.zeros([self.n_restarts])
             for b in tf.range(n_batches):
                 state, summed = self._step(state, fixed, active, learning_rate, X, responsibilities, index[b],
                                            weight[b])
@@ -149,12 +196,12 @@ class CompiledLoop:
             all_values = list(fixed)
             for i, value in zip(self.trainable, self._unpack(values)):
                 all_values[i] = value
-            with self.params.bound(all_values):
+            with self._params.bound(all_values):
                 if responsibilities is None:  # maximum likelihood: -sum_n log p(x_n)
-                    per_point = -self.params.log_prob(xb)  # [B, R]
+                    per_point = -self._params.log_prob(xb)  # [B, R]
                 else:  # M-step: -sum_n sum_k r_nk log p_k(x_n); the weights are set in closed form
                     rb = tf.gather(responsibilities, index)
-                    per_point = -tf.reduce_sum(rb * self.params.flow_log_prob(xb), -1)
+                    per_point = -tf.reduce_sum(rb * self._params.flow_log_prob(xb), -1)
             summed = tf.reduce_sum(weight[:, None] * per_point, 0)
             loss = tf.reduce_sum(tf.where(active > 0, summed, 0.0)) / tf.reduce_sum(weight)
         grad = tape.gradient(loss, values, unconnected_gradients=tf.UnconnectedGradients.ZERO)

@@ -1,6 +1,8 @@
+import gc
 import os
 import subprocess
 import sys
+import weakref
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from nfmix import MAFMixture, load_dataset
 from nfmix._tf import tf
 from nfmix.presets import NFMIX_2D
 from nfmix.reference import mixture_like
-from nfmix.train import CompiledLoop
+from nfmix.train import CompiledDensity, CompiledLoop
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +101,20 @@ def test_models_of_one_architecture_share_the_compiled_loop_not_the_weights(moon
     assert len(loops) == 1 and loops[0].mle.experimental_get_tracing_count() == 1
     np.testing.assert_array_equal(first.score_samples(X[:50]), before)
     assert not np.allclose(second.score_samples(X[:50]), before)
+    densities = [d for key, d in CompiledDensity._cache.items() if key[2] == (6,)]
+    assert densities and all(d.function.experimental_get_tracing_count() <= 2 for d in densities)
+
+
+def test_the_shared_compiled_functions_do_not_keep_a_fitted_model_alive(moons):
+    X, _ = moons
+    trained = []  # the restarts' parameters during training, then the kept restart's
+    model = MAFMixture(2, hidden_units=(7,), n_init=2, epochs=20, check_every=10, random_state=0)
+    model.fit(X, callback=lambda m, epoch: trained.append(weakref.ref(m._params)))
+    model.predict(X)
+    trained.append(weakref.ref(model._params))
+    del model
+    gc.collect()
+    assert len(trained) == 3 and all(ref() is None for ref in trained)
 
 
 def test_restarts_keep_the_best_likelihood(fitted, moons):
