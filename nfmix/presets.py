@@ -31,3 +31,15 @@ def settings(preset: str, kind: str, random_state=None, verbose: int = 0, **over
         raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     chosen = {name: value for name, value in overrides.items() if value}
     return {**PRESETS[preset][kind], **chosen, "random_state": random_state, "verbose": verbose}
+
+
+def setup_name(preset: str, kind: str, algorithm: str = "") -> str:
+    """How results tables name a set-up: the preset, plus ``+algorithm`` where a run overrides its algorithm.
+
+    Runs of one preset with different algorithms are then summarised apart instead of pooled as one set-up.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    if algorithm and algorithm != PRESETS[preset][kind]["algorithm"]:
+        return f"{preset}+{algorithm}"
+    return preset

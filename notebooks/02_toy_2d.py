@@ -135,7 +135,8 @@ plt.show()
 # Same data, same number of clusters, the published baselines (scikit-learn, `n_init=10`).
 
 # %%
-maf_row = clustering_scores(y, labels, method=f"maf_mixture ({preset})", seed=seed)
+setup = presets.setup_name(preset, "2d", algorithm)  # an algorithm override is its own set-up
+maf_row = clustering_scores(y, labels, method=f"maf_mixture ({setup})", seed=seed)
 maf_row.update(loss=-model.score(X), seconds=model.history_["seconds"], n_reseeds=len(model.history_["reseeds"]))
 baseline_labels, baseline_rows = run_baselines(X, y, seed=seed)
 table = pd.DataFrame([maf_row] + baseline_rows).set_index("method")

@@ -89,7 +89,8 @@ print(f"kept restart {model.best_restart_}; mean log-likelihood {model.score(X):
 # ## Metrics beside the classic baselines
 
 # %%
-maf_row = clustering_scores(y, labels, method=f"maf_mixture ({preset})", seed=seed)
+setup = presets.setup_name(preset, "images", algorithm)  # an algorithm override is its own set-up
+maf_row = clustering_scores(y, labels, method=f"maf_mixture ({setup})", seed=seed)
 maf_row.update(loss=-model.score(X), seconds=model.history_["seconds"], n_reseeds=len(model.history_["reseeds"]))
 rows = [maf_row]
 if baseline_n_init:

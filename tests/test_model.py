@@ -230,3 +230,14 @@ def test_preset_settings_keep_seed_zero_and_skip_unset_overrides():
     assert chosen["algorithm"] == NFMIX_2D["algorithm"]
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
         settings("fast", "2d")
+
+
+def test_a_run_that_overrides_the_algorithm_is_named_as_its_own_set_up():
+    from nfmix.presets import setup_name
+
+    assert setup_name("nfmix", "images", "em_hard") == "nfmix+em_hard"
+    assert setup_name("nfmix", "images", "") == setup_name("nfmix", "images", "mle") == "nfmix"
+    assert setup_name("nfmix", "2d", "em_hard") == "nfmix"  # hard EM is the 2D preset's own algorithm
+    assert setup_name("paper", "2d", "em_soft") == "paper+em_soft"
+    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+        setup_name("fast", "images")
