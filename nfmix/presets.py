@@ -21,16 +21,20 @@ PRESETS = {
 }
 
 
+def _preset(name: str) -> dict:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
 def settings(preset: str, kind: str, random_state=None, verbose: int = 0, **overrides) -> dict:
     """A preset's keyword arguments for ``kind`` ("2d" or "images"), with every override that is set.
 
     Falsy overrides (0, "", None) keep the preset's value: that is how notebook parameters say "default".
     ``random_state`` and ``verbose`` are always taken as given (a seed of 0 is a seed).
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     chosen = {name: value for name, value in overrides.items() if value}
-    return {**PRESETS[preset][kind], **chosen, "random_state": random_state, "verbose": verbose}
+    return {**_preset(preset)[kind], **chosen, "random_state": random_state, "verbose": verbose}
 
 
 def setup_name(preset: str, kind: str, algorithm: str = "") -> str:
@@ -38,8 +42,7 @@ def setup_name(preset: str, kind: str, algorithm: str = "") -> str:
 
     Runs of one preset with different algorithms are then summarised apart instead of pooled as one set-up.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    if algorithm and algorithm != PRESETS[preset][kind]["algorithm"]:
+    own_algorithm = _preset(preset)[kind]["algorithm"]
+    if algorithm and algorithm != own_algorithm:
         return f"{preset}+{algorithm}"
     return preset

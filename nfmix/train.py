@@ -69,6 +69,7 @@ class SharedCompiled:
     """
 
     cache_size = 4
+    _params: MixtureParameters | None = None  # the calling model's parameters, set only during a call
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -98,7 +99,6 @@ class CompiledDensity(SharedCompiled):
     cache_size = 8  # a fit uses two: all restarts, then the kept one
 
     def __init__(self):
-        self._params = None
         self.function = tf.function(self._component_log_prob, reduce_retracing=True)
 
     def _component_log_prob(self, weights, x):
@@ -126,7 +126,6 @@ class CompiledLoop(SharedCompiled):
         return cls.get(key, params, batch_size, jit_compile, beta_1, beta_2, epsilon)
 
     def __init__(self, params, batch_size, jit_compile, beta_1, beta_2, epsilon):
-        self._params = None
         self.n_restarts = params.shape[0]
         self.batch_size = batch_size
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
