@@ -22,8 +22,9 @@ import numpy as np
 from nfmix import MAFMixture, load_dataset
 from nfmix._tf import tf
 from nfmix.data import TOY_DATASETS
-from nfmix.flows import MixtureParameters
-from nfmix.model import PAPER_2D, PAPER_IMAGES
+from nfmix.flows import MixtureSpec
+from nfmix.initialise import initial_values
+from nfmix.presets import PAPER_2D, PAPER_IMAGES
 from nfmix.reference import original_mixture, train_step_fn
 from nfmix.train import Trainer
 
@@ -47,10 +48,9 @@ def seconds_per_call(fn, calls: int, warmup: int = 2) -> float:
 
 def nfmix_seconds_per_epoch(X, K, hidden, n_init, epochs, batch_size, jit=True) -> float:
     """Training time per epoch of nfmix's compiled loop, steady state (one untimed chunk of the same length first)."""
-    params = MixtureParameters(n_init, K, X.shape[1], list(hidden))
-    model = MAFMixture(K, hidden_units=hidden, n_init=n_init, random_state=0)
-    model._initialise(params, X, np.random.RandomState(0))
-    trainer = Trainer(params, 1e-3, batch_size, jit_compile=jit)
+    spec = MixtureSpec(n_init, K, X.shape[1], tuple(hidden))
+    start = initial_values(spec, X, "kmeans", 0.1, np.random.RandomState(0))
+    trainer = Trainer(spec, start, 1e-3, batch_size, jit_compile=jit)
     X_tensor = tf.constant(X)
     trainer.run_epochs(X_tensor, epochs, seed=0)
     started = time.perf_counter()
@@ -180,13 +180,13 @@ def bench_memory() -> None:
     script = (
         "import resource, numpy as np\n"
         "from nfmix import MAFMixture, load_dataset\n"
-        "from nfmix.model import PAPER_IMAGES\n"
+        "from nfmix.presets import PAPER_IMAGES\n"
         "import nfmix._tf\n"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "X, y = load_dataset('fmnist')\n"
         "m = MAFMixture(10, **{**PAPER_IMAGES, 'epochs': 1, 'random_state': 0}).fit(X)\n"
         "m.predict(X)\n"
-        "n_params = sum(int(np.prod(v.shape)) for v in m.params_.weights)\n"
+        "n_params = sum(v.size for v in m.params_.values())\n"
         "print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, X.nbytes, n_params * 4)\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout

@@ -1,11 +1,11 @@
 """nfmix: clustering with mixtures of normalizing flows (masked autoregressive flows), on TensorFlow Probability.
 
-TensorFlow loads on first use of the model, so the data layer and metrics import quickly on their own.
+TensorFlow loads on first fit or prediction, so the data layer, presets and metrics import quickly on their own.
 """
 
 from nfmix.data import dataset_names, load_dataset
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["MAFMixture", "load_dataset", "dataset_names", "__version__"]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -26,14 +27,42 @@ from nfmix import presets  # noqa: E402
 from nfmix.presets import PRESETS  # noqa: E402
 
 
+def _whole_number(least: int):
+    """An argparse type: an integer no smaller than ``least``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+    return parse
+
+
+def _writable_folder(out: Path) -> str | None:
+    """Why ``out`` cannot hold the results, or None: checked before the fit, not after it."""
+    if out.exists() and not out.is_dir():
+        return f"{out} exists and is not a folder"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"cannot create {out}: {error.strerror}"
+    return None if os.access(out, os.W_OK | os.X_OK) else f"{out} is not writable"
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m nfmix", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="two_banana", choices=list(TOY_DATASETS))
     parser.add_argument("--preset", default="nfmix", choices=list(PRESETS), help="'paper' or nfmix's tuned set-up")
-    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="outputs/main")
+    # 0 would mean "the preset's" deeper down, so refuse it here rather than run 2000 epochs
+    parser.add_argument("--epochs", type=_whole_number(1), default=None, help="override the preset's epochs")
+    parser.add_argument("--seed", type=_whole_number(0), default=0)
+    parser.add_argument("--out", default="outputs/main", help="folder for the figures and metrics")
     args = parser.parse_args(argv)
+    problem = _writable_folder(Path(args.out))
+    if problem:
+        parser.error(f"--out: {problem}")
 
     X, y = load_dataset(args.dataset)
     n_clusters = len(set(y.tolist()))

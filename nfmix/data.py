@@ -24,7 +24,9 @@ def check_array(X, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name} must be a 2D array of shape (n_samples, n_features); got shape {X.shape}")
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {X.shape}")
-    if not np.issubdtype(X.dtype, np.number):
+    if np.iscomplexobj(X):  # casting to float would silently drop the imaginary part
+        raise ValueError(f"{name} must be real; got complex dtype {X.dtype} (pass X.real or np.abs(X) if meant)")
+    if not np.issubdtype(X.dtype, np.number):  # also refuses bool and object arrays
         raise ValueError(f"{name} must be numeric; got dtype {X.dtype}")
     X = X.astype(np.float32, copy=False)
     bad = ~np.isfinite(X)
@@ -37,6 +39,12 @@ def check_array(X, name: str = "X") -> np.ndarray:
 def minmax_columns(X: np.ndarray) -> np.ndarray:
     """Rescale every column to [0, 1], as the original project did for all 2D sets."""
     X = np.asarray(X, dtype=np.float64)
+    for column in range(X.shape[1]):  # either would turn the whole column into NaN
+        if not np.isfinite(X[:, column]).all():
+            row = np.flatnonzero(~np.isfinite(X[:, column]))[0]
+            raise ValueError(f"column {column} holds NaN or inf (first at row {row}); cannot rescale it to [0, 1]")
+        if np.ptp(X[:, column]) == 0:
+            raise ValueError(f"column {column} is constant ({X[0, column]}); cannot rescale it to [0, 1]")
     low, high = X.min(axis=0), X.max(axis=0)
     return ((X - low) / (high - low)).astype(np.float32)
 
@@ -59,10 +67,17 @@ def two_banana() -> tuple[np.ndarray, np.ndarray]:
 def smile(data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The 2D 'smile' set: 400 rows of x, y, label (all 400 read; the original skipped the first as a header)."""
     path = _find_file("smile.csv", data_dir)
-    table = np.loadtxt(path, delimiter=",", dtype=np.float64)
-    if table.ndim != 2 or table.shape[1] != 3:
-        raise ValueError(f"{path} must have 3 columns (x, y, label); got shape {table.shape}")
-    return minmax_columns(table[:, :2]), table[:, 2].astype(np.int64)
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+        if table.ndim != 2 or table.shape[1] != 3:
+            raise ValueError(f"must have 3 columns (x, y, label); got shape {table.shape}")
+        labels = table[:, 2]
+        bad = np.flatnonzero(labels != np.round(labels))  # NaN too: cast, it would become a huge negative label
+        if bad.size:
+            raise ValueError(f"labels (column 2) must be whole numbers; row {bad[0]} holds {labels[bad[0]]}")
+        return minmax_columns(table[:, :2]), labels.astype(np.int64)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def moons() -> tuple[np.ndarray, np.ndarray]:

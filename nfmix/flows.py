@@ -1,15 +1,18 @@
-"""A batch of masked autoregressive flows, held as stacked masked weight tensors, as one TFP distribution.
+"""R restarts of a K-component mixture of masked autoregressive flows, as TFP distributions.
 
 The original trained K separate ``tfb.AutoregressiveNetwork``s in a Python loop. Here the K components of
 each of R restarts share one network whose weights carry leading ``(R, K)`` batch dimensions, so a single
 compiled step evaluates and trains all ``R * K`` flows. The density itself is still TFP's:
 ``MixtureSameFamily(Categorical, TransformedDistribution(MultivariateNormalDiag, MaskedAutoregressiveFlow))``
 with batch shape ``[R]`` and components of batch shape ``[R, K]``.
+
+Nothing here holds state: a :class:`FlowMixture` is built around a list of parameter tensors (constants while
+predicting, loop tensors while training, variables for autodiff in the tutorial) and is used, then dropped.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 
 import numpy as np
 
@@ -19,7 +22,7 @@ SMALL_EVENT = 8  # up to this many dimensions, the first layer is a sum of broad
 ACTIVATIONS = {"tanh": tf.tanh, "relu": tf.nn.relu, "elu": tf.nn.elu, "gelu": tf.nn.gelu, "sigmoid": tf.sigmoid}
 
 
-def made_masks(event_size: int, hidden_units: list[int], params: int = 2) -> list[np.ndarray]:
+def made_masks(event_size: int, hidden_units, params: int = 2) -> list[np.ndarray]:
     """MADE masks exactly as ``tfb.AutoregressiveNetwork`` builds them (left-to-right order, 'equal' degrees).
 
     The last mask has ``event_size * params`` columns ordered dimension-major, so the output reshapes to
@@ -36,91 +39,104 @@ def made_masks(event_size: int, hidden_units: list[int], params: int = 2) -> lis
     return [m.astype(np.float32) for m in masks]
 
 
-class StackedMADE(tf.Module):
-    """``R x K`` MADE networks in stacked weights; called on ``y [..., R|1, K|1, D]`` it returns ``[..., R, K, D, 2]``.
+@dataclasses.dataclass(frozen=True)
+class MixtureSpec:
+    """What fixes the computation of a mixture of MAFs, not its values; equal specs share compiled code.
 
-    All ``R*K`` networks run as one batched matmul per layer.
+    Parameters travel as a list in :meth:`names` order, each with leading dimensions ``(R, K)``: logits ``[R, K]``,
+    base locations and scales ``[R, K, D]``, then each block's kernels ``[R, K, in, out]`` and biases ``[R, K, out]``.
     """
 
-    def __init__(self, batch_shape, event_size, hidden_units, activation="tanh", name=None):
-        super().__init__(name=name)
-        self.batch_shape = tuple(int(b) for b in batch_shape)
-        self.event_size = int(event_size)
-        self.hidden_units = [int(h) for h in hidden_units]
-        self.activation = ACTIVATIONS[activation] if isinstance(activation, str) else activation
-        self.masks = [tf.constant(m) for m in made_masks(self.event_size, self.hidden_units)]
-        sizes = [self.event_size] + self.hidden_units + [2 * self.event_size]
-        self.kernels = [
-            tf.Variable(tf.zeros(self.batch_shape + (n_in, n_out)), name=f"kernel_{i}")
-            for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))
-        ]
-        self.biases = [tf.Variable(tf.zeros(self.batch_shape + (n,)), name=f"bias_{i}") for i, n in enumerate(sizes[1:])]
-        self._memo = None
-        self._bound = None  # tensors standing in for kernels + biases while a training chunk is traced
-
-    def initial_values(self, rng: np.random.RandomState) -> list[np.ndarray]:
-        """Glorot-uniform kernels (masked) and zero biases, as ``tfb.AutoregressiveNetwork`` initialises them."""
-        values = []
-        for kernel, mask in zip(self.kernels, self.masks):
-            n_in, n_out = kernel.shape[-2:]
-            limit = np.sqrt(6.0 / (n_in + n_out))
-            values.append(rng.uniform(-limit, limit, size=kernel.shape).astype(np.float32) * mask.numpy())
-        return values + [np.zeros(b.shape, np.float32) for b in self.biases]
+    n_restarts: int
+    n_components: int
+    n_features: int
+    hidden_units: tuple
+    n_blocks: int = 1
+    activation: str = "tanh"
+    trainable_base: bool = False
 
     @property
-    def weights(self) -> list[tf.Variable]:
-        return self.kernels + self.biases
+    def batch_shape(self) -> tuple[int, int]:
+        return (self.n_restarts, self.n_components)
 
-    @contextlib.contextmanager
-    def memoized(self):
-        """Within this block, repeated calls on the same tensor reuse the first result.
+    @property
+    def layer_sizes(self) -> list[int]:
+        return [self.n_features, *self.hidden_units, 2 * self.n_features]
 
-        TFP's MAF runs the network once for the inverse and again for its log-det-Jacobian on the very same
-        input; the memo halves the cost of every log-density. It lives only inside the block, because outside
-        it the weights may change between two calls on the same tensor.
-        """
+    @property
+    def n_layers(self) -> int:
+        return len(self.hidden_units) + 1
+
+    def names(self) -> list[str]:
+        names = ["logits", "loc", "scale"]
+        for b in range(self.n_blocks):
+            names += [f"made_{b}/kernel_{i}" for i in range(self.n_layers)]
+            names += [f"made_{b}/bias_{i}" for i in range(self.n_layers)]
+        return names
+
+    def shapes(self) -> list[tuple]:
+        R, K, D = self.n_restarts, self.n_components, self.n_features
+        sizes = self.layer_sizes
+        block = [(R, K, n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:])] + [(R, K, n) for n in sizes[1:]]
+        return [(R, K), (R, K, D), (R, K, D)] + block * self.n_blocks
+
+    def trainable(self) -> list[bool]:
+        """Logits and networks train; base locations only with ``trainable_base``; base scales never."""
+        return [True, self.trainable_base, False] + [True] * (2 * self.n_layers * self.n_blocks)
+
+    def masks(self) -> list[np.ndarray]:
+        return made_masks(self.n_features, self.hidden_units)
+
+    def with_restarts(self, n_restarts: int) -> "MixtureSpec":
+        return dataclasses.replace(self, n_restarts=int(n_restarts))
+
+
+class MADE:
+    """One block's ``R x K`` autoregressive networks with fixed weights, all run as one batched matmul per layer.
+
+    Called on ``y [..., R|1, K|1, D]`` it returns shift and log-scale ``[..., R, K, D, 2]``. The weights never
+    change during the object's life, so results are memoised: TFP's MAF calls the network once for the inverse and
+    again for its log-det-Jacobian on the very same tensor, and the memo halves the cost of every log-density.
+    """
+
+    def __init__(self, spec: MixtureSpec, kernels, biases):
+        self.spec = spec
+        self.activation = ACTIVATIONS[spec.activation]
+        n_flows = spec.n_restarts * spec.n_components
+        self.kernels = [tf.reshape(k * m, [n_flows, m.shape[0], m.shape[1]]) for k, m in zip(kernels, spec.masks())]
+        self.biases = [tf.reshape(b, [n_flows, -1, 1]) for b in biases]
         self._memo = {}
-        try:
-            yield
-        finally:
-            self._memo = None
 
     def __call__(self, y):
-        if self._memo is not None and id(y) in self._memo and self._memo[id(y)][0] is y:
+        if id(y) in self._memo and self._memo[id(y)][0] is y:
             return self._memo[id(y)][1]
         out = self._forward(y)
-        if self._memo is not None:
-            self._memo[id(y)] = (y, out)
+        self._memo[id(y)] = (y, out)  # keeping y alive keeps its id from being reused
         return out
 
     def _forward(self, y):
-        # Work flow-major with the points last, [C, units, M]: each layer is one batched matmul whose long
-        # axis (the points) is contiguous, and there is one transpose, at the end.
-        batch_rank = len(self.batch_shape)
-        n_flows = int(np.prod(self.batch_shape))
-        weights = self._bound if self._bound is not None else self.weights
-        n_layers = len(self.kernels)
-        kernels = [tf.reshape(k * m, [n_flows] + k.shape[-2:]) for k, m in zip(weights[:n_layers], self.masks)]
-        biases = [tf.reshape(b, [n_flows, -1, 1]) for b in weights[n_layers:]]
-        lead_shape = tf.shape(y)[: -(batch_rank + 1)]
-        h = self._first_layer(y, kernels[0], lead_shape) + biases[0]
-        for kernel, bias in zip(kernels[1:], biases[1:]):
+        # Flow-major with the points last, [C, units, M]: each layer is one batched matmul whose long axis (the
+        # points) is contiguous, and there is one transpose, at the end.
+        lead_shape = tf.shape(y)[:-3]
+        h = self._first_layer(y, lead_shape) + self.biases[0]
+        for kernel, bias in zip(self.kernels[1:], self.biases[1:]):
             h = tf.matmul(kernel, self.activation(h), transpose_a=True) + bias
-        out_shape = tf.concat([lead_shape, self.batch_shape, [self.event_size, 2]], 0)
+        out_shape = tf.concat([lead_shape, self.spec.batch_shape, [self.spec.n_features, 2]], 0)
         return tf.reshape(tf.transpose(h, [2, 0, 1]), out_shape)
 
-    def _first_layer(self, y, kernel, lead_shape):
-        """``kernel [C, D, H]`` applied to ``y``: ``[C, H, M]``.
+    def _first_layer(self, y, lead_shape):
+        """The first kernel ``[C, D, H]`` applied to ``y``: ``[C, H, M]``.
 
         The first block's input is the data itself, the same for every flow, so it is never copied C times.
         With few dimensions (2D sets) a sum of D broadcast products beats a matmul whose inner size is D.
         """
-        D = self.event_size
-        shared = all(size == 1 for size in y.shape[-(len(self.batch_shape) + 1) : -1])
+        D = self.spec.n_features
+        kernel = self.kernels[0]
+        shared = all(size == 1 for size in y.shape[-3:-1])
         if shared:
             x_t = tf.transpose(tf.reshape(y, [-1, D]))  # [D, M]
         else:
-            x = tf.broadcast_to(y, tf.concat([lead_shape, self.batch_shape, [D]], 0))
+            x = tf.broadcast_to(y, tf.concat([lead_shape, self.spec.batch_shape, [D]], 0))
             x_t = tf.transpose(tf.reshape(x, [-1, kernel.shape[0], D]), [1, 2, 0])  # [C, D, M]
         kernel_t = tf.transpose(kernel, [0, 2, 1])  # [C, H, D]
         if D <= SMALL_EVENT:
@@ -132,86 +148,59 @@ class StackedMADE(tf.Module):
         return tf.matmul(kernel_t, x_t)
 
 
-class MixtureParameters(tf.Module):
-    """Every variable of ``R`` restarts of a K-component mixture of MAFs; leading dims ``(R, K)`` everywhere."""
+class FlowMixture:
+    """The mixture of MAFs that ``values`` (tensors, arrays or variables in ``spec.names()`` order) describe."""
 
-    def __init__(self, n_restarts, n_components, n_features, hidden_units, n_blocks=1, activation="tanh",
-                 trainable_base=False):
-        super().__init__(name="mixture")
-        shape = (int(n_restarts), int(n_components))
-        self.shape = shape
-        self.n_features = int(n_features)
-        # everything that fixes the computation (not the values): models with equal configs share compiled code
-        self.config = (shape, self.n_features, tuple(int(h) for h in hidden_units), int(n_blocks), activation,
-                       bool(trainable_base))
-        self.logits = tf.Variable(tf.ones(shape), name="logits")
-        self.loc = tf.Variable(tf.zeros(shape + (n_features,)), trainable=trainable_base, name="loc")
-        self.scale = tf.Variable(tf.ones(shape + (n_features,)), trainable=False, name="scale")
-        self.mades = [StackedMADE(shape, n_features, hidden_units, activation, name=f"made_{b}") for b in range(n_blocks)]
-        self._bound = None
+    def __init__(self, spec: MixtureSpec, values):
+        if len(values) != len(spec.names()):
+            raise ValueError(f"expected {len(spec.names())} parameter arrays for {spec}; got {len(values)}")
+        self.spec = spec
+        self.values = list(values)
 
     @property
-    def weights(self) -> list[tf.Variable]:
-        """All variables in a fixed order: logits, loc, scale, then each block's kernels and biases."""
-        return [self.logits, self.loc, self.scale] + [w for made in self.mades for w in made.weights]
+    def logits(self):
+        return self.values[0]
 
-    @contextlib.contextmanager
-    def memoized(self):
-        with contextlib.ExitStack() as stack:
-            for made in self.mades:
-                stack.enter_context(made.memoized())
-            yield
+    @property
+    def loc(self):
+        return self.values[1]
 
-    @contextlib.contextmanager
-    def bound(self, values):
-        """Within this block the distribution reads ``values`` (tensors in :attr:`weights` order), not the variables.
+    @property
+    def scale(self):
+        return self.values[2]
 
-        Training carries the parameters as loop tensors through a compiled chunk of steps, which is far cheaper
-        than writing variables at every step, and writes them back once at the end.
-        """
-        self._bound = list(values)
-        offset = 3
-        for made in self.mades:
-            made._bound = self._bound[offset : offset + len(made.weights)]
-            offset += len(made.weights)
-        try:
-            yield
-        finally:
-            self._bound = None
-            for made in self.mades:
-                made._bound = None
-
-    def _current(self):
-        return self._bound if self._bound is not None else self.weights
+    def network(self, block: int) -> MADE:
+        per_block = 2 * self.spec.n_layers
+        weights = self.values[3 + block * per_block : 3 + (block + 1) * per_block]
+        return MADE(self.spec, weights[: self.spec.n_layers], weights[self.spec.n_layers :])
 
     def flow(self) -> tfb.Bijector:
         """Base -> data: MAF blocks with the order of the dimensions reversed between consecutive blocks."""
-        reverse = tfb.Permute(permutation=list(range(self.n_features - 1, -1, -1)))
+        reverse = tfb.Permute(permutation=list(range(self.spec.n_features - 1, -1, -1)))
         steps = []
-        for index, made in enumerate(self.mades):
-            if index:
+        for block in range(self.spec.n_blocks):
+            if block:
                 steps.append(reverse)
-            steps.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=made))
+            steps.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=self.network(block)))
         return tfb.Chain(steps[::-1])  # Chain applies its last bijector first
 
     def components(self) -> tfd.Distribution:
-        _, loc, scale = self._current()[:3]
-        base = tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
+        """The K flows of every restart: batch shape ``[R, K]``."""
+        base = tfd.MultivariateNormalDiag(loc=self.loc, scale_diag=self.scale)
         return tfd.TransformedDistribution(base, self.flow())
 
     def mixture(self) -> tfd.MixtureSameFamily:
-        return tfd.MixtureSameFamily(tfd.Categorical(logits=self._current()[0]), self.components())
-
-    def log_prob(self, x):
-        """Mixture log-density of ``x [N, D]`` under each restart: ``[N, R]``."""
-        with self.memoized():
-            return self.mixture().log_prob(x[:, None, :])
+        """The mixture of every restart: batch shape ``[R]``."""
+        return tfd.MixtureSameFamily(tfd.Categorical(logits=self.logits), self.components())
 
     def flow_log_prob(self, x):
         """Each component's log-density ``log p_k(x)`` for ``x [N, D]``: ``[N, R, K]``."""
-        with self.memoized():
-            return self.components().log_prob(x[:, None, None, :])
+        return self.components().log_prob(x[:, None, None, :])
 
-    def component_log_prob(self, x):
-        """``log pi_k + log p_k(x)``: ``[N, R, K]``; its log-sum-exp over K is :meth:`log_prob`."""
-        return tf.math.log_softmax(self._current()[0], axis=-1) + self.flow_log_prob(x)
+    def weighted_log_prob(self, x):
+        """``log pi_k + log p_k(x)`` for ``x [N, D]``: ``[N, R, K]``; its log-sum-exp over K is :meth:`log_prob`."""
+        return tf.math.log_softmax(self.logits, axis=-1) + self.flow_log_prob(x)
+
+    def log_prob(self, x):
+        """Mixture log-density of ``x [N, D]`` under each restart: ``[N, R]``."""
+        return tf.reduce_logsumexp(self.weighted_log_prob(x), axis=-1)

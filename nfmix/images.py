@@ -36,6 +36,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if raw[2] != 0x08:
         raise ValueError(f"{path}: only unsigned-byte IDX files are supported (type code {raw[2]:#x})")
     ndim = raw[3]
+    if ndim == 0 or len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: IDX header is truncated or declares {ndim} dimensions")
     shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
@@ -65,8 +67,17 @@ def _load_idx_set(folders: list[Path]) -> tuple[np.ndarray, np.ndarray] | None:
         paths = [_idx_in(folder, stem) for stem in IDX_FILES]
         if all(paths):
             train_x, train_y, test_x, test_y = (read_idx(p) for p in paths)
+            _same_count(train_x, train_y, f"{paths[0]} and {paths[1]}")
+            _same_count(test_x, test_y, f"{paths[2]} and {paths[3]}")
             return np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])
     return None
+
+
+def _same_count(images: np.ndarray, labels: np.ndarray, source: str) -> None:
+    """Images and labels pair up one to one; a mismatch means a truncated or mixed-up file."""
+    if images.ndim < 2 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(f"{source} do not match: images of shape {images.shape}, labels of shape {labels.shape} "
+                         f"(expected N images and N labels)")
 
 
 def _download_allowed(download: bool | None) -> bool:
@@ -91,9 +102,10 @@ def load_mnist(data_dir=None, download: bool | None = None) -> tuple[np.ndarray,
     for folder in folders:
         if (folder / "mnist.npz").is_file():
             with np.load(folder / "mnist.npz") as f:
-                images = np.concatenate([f["x_train"], f["x_test"]])
-                labels = np.concatenate([f["y_train"], f["y_test"]])
-            return _flatten_scaled(images, labels)
+                x_train, y_train, x_test, y_test = (f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+            _same_count(x_train, y_train, f"{folder / 'mnist.npz'} x_train and y_train")
+            _same_count(x_test, y_test, f"{folder / 'mnist.npz'} x_test and y_test")
+            return _flatten_scaled(np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test]))
     found = _load_idx_set(folders)
     if found is not None:
         return _flatten_scaled(*found)
@@ -140,6 +152,7 @@ def load_cifar10(data_dir=None, download: bool | None = None) -> tuple[np.ndarra
                     content = pickle.load(f, encoding="bytes")
                 images.append(np.asarray(content[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
                 labels.append(np.asarray(content[b"labels"]))
+                _same_count(images[-1], labels[-1], f"{folder / batch} data and labels")
             images = np.concatenate(images).transpose(0, 2, 3, 1)
             return _flatten_scaled(images, np.concatenate(labels))
     if _download_allowed(download):

@@ -1,67 +1,131 @@
-"""``MAFMixture``: a mixture of masked autoregressive flows with scikit-learn's ``GaussianMixture`` interface.
+"""``MAFMixture``: a mixture of masked autoregressive flows as a scikit-learn clustering and density estimator.
 
     p(x) = sum_k pi_k p_k(x),   p_k = MAF_k pushed-forward N(loc_k, diag(scale_k^2)),
     cluster(x) = argmax_k  log pi_k + log p_k(x).
 
-All ``n_init`` restarts train side by side in one compiled loop; the one with the best final log-likelihood is
-kept. Clusters are read off as the most probable component, exactly as in the paper.
+All ``n_init`` restarts train side by side in one compiled loop (:mod:`nfmix.fitting`); the one with the best
+final log-likelihood is kept. Clusters are read off as the most probable component, exactly as in the paper.
 """
 
 from __future__ import annotations
 
-import json
-import time
+import numbers
 import warnings
-from pathlib import Path
 
 import numpy as np
 from scipy.special import logsumexp, softmax
-from tqdm.auto import tqdm
+from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state, check_scalar
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from nfmix._tf import tf
-from nfmix.data import check_array
-from nfmix.flows import MixtureParameters
-from nfmix.train import CompiledDensity, Trainer
+from nfmix import persistence, presets
 
 ALGORITHMS = ("mle", "em_soft", "em_hard")
 INITS = ("random", "kmeans")
-
-# The paper's set-ups (REFERENCE.md): one restart, random base locations, scale 0.1, logits 1, Adam 1e-3.
-PAPER_2D = dict(hidden_units=(10,), activation="tanh", init="random", n_init=1, algorithm="mle",
-                epochs=2000, batch_size=4000, learning_rate=1e-3, base_scale=0.1, reseed=False)
-PAPER_IMAGES = dict(PAPER_2D, hidden_units=(1024,), epochs=10, batch_size=1000)
+ACTIVATION_NAMES = ("tanh", "relu", "elu", "gelu", "sigmoid")
+MAX_ABS_VALUE = 1e15  # beyond this, squares in float32 density arithmetic overflow
 
 
-class MAFMixture:
+class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     """Mixture of ``n_components`` masked autoregressive flows, trained by maximum likelihood or EM.
+
+    Each component is a diagonal Gaussian pushed through its own ``tfp.bijectors.MaskedAutoregressiveFlow``;
+    a point's cluster is its most probable component. The defaults are nfmix's best measured set-up for
+    low-dimensional data (README, "Defaults"); :meth:`paper` gives the published one. Features should be on a
+    scale near 1 (min-max or standard scaling), as for any network.
 
     Parameters
     ----------
-    n_components: number of flows (clusters).
-    hidden_units: hidden layer widths of each flow's autoregressive network.
-    n_blocks: MAF blocks per flow, with the dimension order reversed between blocks.
-    activation: "tanh" (the paper's), "relu", "elu", "gelu" or "sigmoid".
-    n_init: restarts trained side by side; the best final log-likelihood is kept.
-    init: "random" (base locations uniform in [0, 1)^D, the paper's) or "kmeans" (k-means centroids, per-cluster
-        scales and proportions).
-    algorithm: "mle" (gradient ascent on the log-likelihood, the paper's), "em_soft" or "em_hard" (E-step
-        responsibilities or their arg-max; M-step: weights in closed form, flows by ``m_step_epochs`` epochs).
-    epochs, batch_size, learning_rate: Adam's training budget; ``epochs`` counts gradient epochs for every algorithm.
-    base_scale: standard deviation of the base Gaussians for ``init="random"`` (the paper: 0.1).
-    trainable_base: also learn the base locations (the paper keeps them fixed).
-    reseed: re-seed a component whose weight falls below ``min_weight`` (default ``0.1 / n_components``) at a
-        poorly explained data point; each event is recorded in ``history_["reseeds"]``.
-    tol: stop early once the best restart's loss improves by less than ``tol`` nats over a check interval.
-    check_every: epochs between checks (NaN, collapse, tol, progress, callback); default 100 full-batch, else 1.
-    jit_compile: compile the training chunk with XLA.
-    random_state: seed for initialisation and minibatch order; the same seed gives the same model.
-    verbose: 0 silent, 1 a tqdm progress bar.
+    n_components : int, default=2
+        Number of flows (clusters).
+    hidden_units : tuple of int, default=(10,)
+        Hidden layer widths of each flow's autoregressive network (MADE).
+    n_blocks : int, default=1
+        MAF blocks per flow, with the order of the dimensions reversed between blocks.
+    activation : {"tanh", "relu", "elu", "gelu", "sigmoid"}, default="tanh"
+        Hidden activation of the networks.
+    n_init : int, default=10
+        Restarts trained side by side; the one with the best final log-likelihood is kept.
+    init : {"kmeans", "random"}, default="kmeans"
+        "kmeans": each restart runs its own k-means and starts each base Gaussian at a centroid, with the
+        cluster's per-feature spread (floored at 0.3 x the mean feature std) and proportion. "random": the
+        paper's, base locations uniform in [0, 1)^D with scale ``base_scale`` and equal weights.
+    algorithm : {"em_hard", "em_soft", "mle"}, default="em_hard"
+        "mle": gradient ascent on the log-likelihood (the paper's). "em_soft" / "em_hard": an E-step every
+        ``m_step_epochs`` epochs sets the responsibilities (or their arg-max) and the weights in closed form;
+        the M-step trains the flows on them by gradient. Hard EM maximises the classification likelihood.
+    epochs : int, default=2000
+        Gradient epochs over the data, for every algorithm.
+    batch_size : int, default=4000
+        Minibatch size; at least ``n_samples`` means full-batch training.
+    learning_rate : float, default=1e-2
+        Adam's step size (Keras' betas and epsilon).
+    m_step_epochs : int, default=5
+        Epochs per M-step for the EM algorithms.
+    base_scale : float, default=0.1
+        Standard deviation of the base Gaussians for ``init="random"``.
+    trainable_base : bool, default=False
+        Also learn the base locations (the paper keeps them fixed).
+    reseed : bool, default=True
+        Re-seed a component whose weight falls below ``min_weight`` at the data point that its restart explains
+        worst, with fresh network weights and fresh Adam state (at most ``2 * n_components`` times a restart).
+    min_weight : float or None, default=None
+        Weight below which a component counts as collapsed; None means ``0.1 / n_components``.
+    tol : float or None, default=None
+        Stop once the best restart's mean negative log-likelihood improves by less than ``tol`` nats between two
+        checks. None trains the full ``epochs`` (no stopping rule).
+    check_every : int or None, default=None
+        Epochs between checks (divergence, collapse, ``tol``, progress, callback). None means 100 for full-batch
+        and 1 for minibatch training; the EM algorithms check at every E-step.
+    jit_compile : bool, default=True
+        Compile the training loop with XLA.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the starts and the minibatch order: the same int gives the same model.
+    verbose : int, default=0
+        0 is silent, 1 shows a progress bar.
+
+    Attributes
+    ----------
+    params_ : dict of str to ndarray
+        The kept restart's parameters: ``logits (K,)``, ``loc (K, D)``, ``scale (K, D)`` and every block's
+        ``made_b/kernel_i (K, in, out)`` (unmasked) and ``made_b/bias_i (K, out)``.
+    weights_ : ndarray of shape (n_components,)
+        Mixture weights pi_k.
+    labels_ : ndarray of shape (n_samples,)
+        The most probable component of each training point.
+    history_ : dict
+        ``"loss"``: the kept restart's mean negative log-likelihood of the mixture, one value per epoch, each the
+        mean over that epoch's minibatches evaluated before their updates (for every algorithm);
+        ``"loss_per_restart"`` the same for all restarts (NaN after a restart diverged); ``"em_objective"``
+        (EM only) the M-step objective -mean_n sum_k r_nk log p_k(x_n); ``"reseeds"`` and ``"diverged"``
+        (one dict per event, with its epoch); ``"e_steps"``; ``"seconds"`` of training.
+    best_restart_ : int
+        Index of the kept restart.
+    restart_losses_ : ndarray of shape (n_init,)
+        Each restart's final mean negative log-likelihood on the training data (inf if it was not finite).
+    lower_bound_ : float
+        Mean log-likelihood of the kept model on the training data, ``-restart_losses_[best_restart_]``.
+    converged_ : bool
+        True only when the ``tol`` rule stopped training.
+    n_iter_ : int
+        Gradient epochs run (the same for every algorithm; EM's E-steps are ``history_["e_steps"]``).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when ``X`` had string column names.
+
+    Examples
+    --------
+    >>> from nfmix import MAFMixture, load_dataset
+    >>> X, y = load_dataset("moons")
+    >>> labels = MAFMixture(2, random_state=0).fit_predict(X)  # doctest: +SKIP
     """
 
-    def __init__(self, n_components=2, hidden_units=(10,), n_blocks=1, activation="tanh", n_init=1, init="random",
-                 algorithm="mle", epochs=2000, batch_size=4000, learning_rate=1e-3, m_step_epochs=5, base_scale=0.1,
-                 trainable_base=False, reseed=True, min_weight=None, tol=None, check_every=None, jit_compile=True,
-                 random_state=None, verbose=0):
+    def __init__(self, n_components=2, *, hidden_units=(10,), n_blocks=1, activation="tanh", n_init=10,
+                 init="kmeans", algorithm="em_hard", epochs=2000, batch_size=4000, learning_rate=1e-2,
+                 m_step_epochs=5, base_scale=0.1, trainable_base=False, reseed=True, min_weight=None, tol=None,
+                 check_every=None, jit_compile=True, random_state=None, verbose=0):
         self.n_components = n_components
         self.hidden_units = hidden_units
         self.n_blocks = n_blocks
@@ -82,307 +146,365 @@ class MAFMixture:
         self.jit_compile = jit_compile
         self.random_state = random_state
         self.verbose = verbose
-        self._params = None
 
     @classmethod
     def paper(cls, n_components, images=False, **overrides) -> "MAFMixture":
-        """The published model and training set-up (2D sets, or ``images=True``), with any setting overridden."""
-        return cls(n_components, **{**(PAPER_IMAGES if images else PAPER_2D), **overrides})
+        """The published model and training set-up (2D sets, or ``images=True``), with any setting overridden.
 
-    def get_params(self) -> dict:
-        names = list(MAFMixture.__init__.__code__.co_varnames[1 : MAFMixture.__init__.__code__.co_argcount])
-        return {name: getattr(self, name) for name in names}
+        Parameters
+        ----------
+        n_components : int
+            Number of flows.
+        images : bool, default=False
+            The image set-up (H = 1024, 10 epochs, batch 1000) instead of the 2D one.
+        **overrides
+            Any constructor argument.
+
+        Returns
+        -------
+        MAFMixture
+            An unfitted estimator.
+        """
+        return cls(n_components, **{**(presets.PAPER_IMAGES if images else presets.PAPER_2D), **overrides})
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, callback=None) -> "MAFMixture":
-        """Fit to ``X (n, d)``; ``callback(model, epoch)`` is called at every check (e.g. to draw the density)."""
-        self._check_hyperparameters()
-        X = check_array(X)
-        if len(X) < self.n_components:
-            raise ValueError(f"X has {len(X)} rows, fewer than n_components={self.n_components}")
-        rng = np.random.RandomState(self.random_state)
-        n, d = X.shape
-        self.n_features_in_ = d
-        params = MixtureParameters(self.n_init, self.n_components, d, list(self.hidden_units), self.n_blocks,
-                                   self.activation, self.trainable_base)
-        self._initialise(params, X, rng)
-        self._params, self._restart = params, 0
-        trainer = Trainer(params, self.learning_rate, self.batch_size, self.jit_compile)
-        X_tensor = tf.constant(X)
-        check_every = self.check_every or (100 if self.batch_size >= n else 1)
-        if self.algorithm != "mle":
-            check_every = self.m_step_epochs
-        snapshot = [tf.Variable(v, trainable=False) for v in params.weights]
-        losses, reseeds, diverged = [], [], []
-        self.converged_, self.n_iter_ = False, 0
-        started = time.perf_counter()
-        epoch, previous = 0, np.inf
-        with tqdm(total=self.epochs, disable=not self.verbose, desc="epochs", unit="ep") as bar:
-            while epoch < self.epochs:
-                n_epochs = min(check_every, self.epochs - epoch)
-                responsibilities = None
-                if self.algorithm != "mle":
-                    responsibilities = self._e_step(params, X, rng, trainer, reseeds, epoch)
-                    self.n_iter_ += 1
-                chunk = trainer.run_epochs(X_tensor, n_epochs, seed=int(rng.randint(2**31 - 1)),
-                                           responsibilities=responsibilities)
-                epoch += n_epochs
-                bar.update(n_epochs)
-                failed = ~np.isfinite(chunk).all(axis=0) & (trainer.active.numpy() > 0)
-                for r in np.flatnonzero(failed):
-                    for var, good in zip(params.weights, snapshot):
-                        var[r].assign(good[r])
-                    chunk[:, r] = np.nan
-                    diverged.append({"epoch": epoch, "restart": int(r)})
-                    warnings.warn(f"restart {r}: the loss became NaN/inf by epoch {epoch}; restored its weights from "
-                                  f"epoch {epoch - n_epochs} and stopped it", RuntimeWarning, stacklevel=2)
-                trainer.active.assign(trainer.active.numpy() * ~failed)
-                losses.append(chunk)
-                if not trainer.active.numpy().any():
-                    break
-                for var, good in zip(snapshot, params.weights):
-                    var.assign(good)
-                if self.reseed and self.algorithm == "mle":
-                    self._reseed_collapsed(params, X, rng, trainer, reseeds, epoch)
-                last = np.where(trainer.active.numpy() > 0, chunk[-1], np.inf)
-                self._restart = int(np.argmin(last))
-                bar.set_postfix(loss=f"{last[self._restart]:.4f}")
-                if callback is not None:
-                    callback(self, epoch)
-                if self.tol is not None and previous - last.min() < self.tol:
-                    self.converged_ = True
-                    break
-                previous = last.min()
-        if self.algorithm == "mle":
-            self.n_iter_ = epoch
-        self._finish(params, X, np.concatenate(losses), reseeds, diverged, time.perf_counter() - started)
+        """Fit the mixture to ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; finite, and not constant in every feature.
+        y : None
+            Ignored; present for scikit-learn's API.
+        callback : callable or None, default=None
+            ``callback(model, epoch)`` at every check, with the model set to the currently best restart (its
+            ``predict`` and ``score_samples`` work inside the callback), e.g. to draw the density as it trains.
+
+        Returns
+        -------
+        self : MAFMixture
+            The fitted estimator.
+        """
+        from nfmix.fitting import FitLoop
+        from nfmix.flows import MixtureSpec
+        from nfmix.initialise import initial_values
+        from nfmix.train import Trainer
+
+        self._validate_hyperparameters()
+        X = self._validate_training_data(X)
+        rng = check_random_state(self.random_state)
+        spec = MixtureSpec(int(self.n_init), int(self.n_components), X.shape[1],
+                           tuple(int(h) for h in self.hidden_units), int(self.n_blocks), self.activation,
+                           bool(self.trainable_base))
+        start = initial_values(spec, X, self.init, float(self.base_scale), rng)
+        trainer = Trainer(spec, start, self.learning_rate, int(self.batch_size), bool(self.jit_compile))
+        loop = FitLoop(self, trainer, X, rng)
+
+        def on_check(restart, epoch):
+            self._live = (trainer, restart)  # predict and score_samples read this restart during the callback
+            callback(self, epoch)
+
+        try:
+            record = loop.run(on_check if callback is not None else None)
+            final_nll = loop.final_losses()
+        finally:
+            self.__dict__.pop("_live", None)
+        self._keep_best(spec, trainer.values(), final_nll, record)
+        self.labels_ = self.predict(X)
+        self._warn_about_training()
         return self
 
-    def _check_hyperparameters(self):
-        if not isinstance(self.n_components, (int, np.integer)) or self.n_components < 1:
-            raise ValueError(f"n_components must be an integer >= 1; got {self.n_components!r}")
-        if not isinstance(self.n_init, (int, np.integer)) or self.n_init < 1:
-            raise ValueError(f"n_init must be an integer >= 1; got {self.n_init!r}")
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {self.algorithm!r}")
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}; got {self.init!r}")
-        if not self.hidden_units or any(int(h) < 1 for h in self.hidden_units):
-            raise ValueError(f"hidden_units must be a non-empty list of positive widths; got {self.hidden_units!r}")
-        for name in ("epochs", "batch_size", "n_blocks", "m_step_epochs"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    def _validate_hyperparameters(self) -> None:
+        integral, real = numbers.Integral, numbers.Real
+        for name in ("n_components", "n_init", "n_blocks", "epochs", "batch_size", "m_step_epochs"):
+            check_scalar(getattr(self, name), name, integral, min_val=1)
+        for name in ("learning_rate", "base_scale"):
+            check_scalar(getattr(self, name), name, real, min_val=0, include_boundaries="neither")
+            if not np.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite; got {getattr(self, name)!r}")
+        check_scalar(self.verbose, "verbose", integral, min_val=0)
+        if self.min_weight is not None:
+            check_scalar(self.min_weight, "min_weight", real, min_val=0, max_val=1, include_boundaries="left")
+        if self.tol is not None:
+            check_scalar(self.tol, "tol", real, min_val=0)
+        if self.check_every is not None:
+            check_scalar(self.check_every, "check_every", integral, min_val=1)
+        for name, options in (("algorithm", ALGORITHMS), ("init", INITS), ("activation", ACTIVATION_NAMES)):
+            if not isinstance(getattr(self, name), str) or getattr(self, name) not in options:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {getattr(self, name)!r}")
+        units = self.hidden_units
+        if (not isinstance(units, (tuple, list)) or not units
+                or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in units)):
+            raise ValueError(f"hidden_units must be a non-empty tuple of positive integers; got {units!r}")
+        for name in ("trainable_base", "reseed", "jit_compile"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}")
 
-    def _initialise(self, params: MixtureParameters, X: np.ndarray, rng: np.random.RandomState) -> None:
-        R, K = params.shape
-        d = X.shape[1]
-        for made in params.mades:
-            for var, value in zip(made.weights, made.initial_values(rng)):
-                var.assign(value)
-        if self.init == "random":
-            params.loc.assign(rng.rand(R, K, d).astype(np.float32))
-            params.scale.assign(np.full((R, K, d), self.base_scale, np.float32))
-            params.logits.assign(np.ones((R, K), np.float32))
-            return
-        from sklearn.cluster import KMeans
-
-        # Pixels that are constant inside a cluster would give a near-zero scale and a spiky, useless start;
-        # a floor at 0.3 x the mean feature std measured best on digits (ARI 0.70 vs 0.56 at 0.1, 0.68 at 1.0).
-        floor = 0.3 * X.std(axis=0).mean() + 1e-6
-        loc, scale, logits = np.empty((R, K, d)), np.empty((R, K, d)), np.empty((R, K))
-        for r in range(R):
-            km = KMeans(K, n_init=1, random_state=rng.randint(2**31 - 1)).fit(X)
-            for k in range(K):
-                members = X[km.labels_ == k]
-                loc[r, k] = km.cluster_centers_[k]
-                scale[r, k] = np.maximum(members.std(axis=0), floor) if len(members) > 1 else X.std(axis=0)
-                logits[r, k] = np.log(max(len(members), 1) / len(X))
-        params.loc.assign(loc.astype(np.float32))
-        params.scale.assign(scale.astype(np.float32))
-        params.logits.assign(logits.astype(np.float32))
-
-    def _component_log_prob_all(self, params: MixtureParameters, X) -> np.ndarray:
-        """``log pi_k + log p_k(x)`` for every row, restart and component, ``[n, R, K]``."""
-        return CompiledDensity.evaluate(params, X)
-
-    def _e_step(self, params, X, rng, trainer, reseeds, epoch) -> np.ndarray:
-        """Responsibilities ``[n, R, K]`` and the weights in closed form; re-seeds an emptied component first."""
-        for _ in range(2):
-            log_joint = self._component_log_prob_all(params, X)
-            resp = softmax(log_joint, axis=-1)
-            if self.algorithm == "em_hard":
-                resp = np.eye(self.n_components, dtype=np.float32)[resp.argmax(-1)]
-            weights = resp.mean(axis=0)
-            params.logits.assign(np.log(np.maximum(weights, 1e-12)).astype(np.float32))
-            if not (self.reseed and self._reseed_collapsed(params, X, rng, trainer, reseeds, epoch)):
-                break
-        return resp.astype(np.float32)
-
-    def _reseed_collapsed(self, params, X, rng, trainer, reseeds, epoch) -> bool:
-        """Move each collapsed component (weight < min_weight) to the data point its restart explains worst."""
-        K = self.n_components
-        min_weight = self.min_weight if self.min_weight is not None else 0.1 / K
-        weights = softmax(params.logits.numpy(), axis=-1)
-        collapsed = np.argwhere((weights < min_weight) & (trainer.active.numpy()[:, None] > 0))
-        budget = 2 * K  # per restart, so a hopeless restart cannot loop forever
-        collapsed = [(r, k) for r, k in collapsed if sum(e["restart"] == r for e in reseeds) < budget]
-        if not collapsed:
-            return False
-        probe = X[rng.choice(len(X), min(len(X), 2048), replace=False)]
-        log_density = logsumexp(self._component_log_prob_all(params, probe), axis=-1)  # [m, R]
-        fresh = [made.initial_values(rng) for made in params.mades]
-        for r, k in collapsed:
-            logits = params.logits.numpy()[r]
-            params.loc[r, k].assign(probe[np.argmin(log_density[:, r])])
-            params.logits[r, k].assign(logsumexp(np.delete(logits, k)) - np.log(K - 1) if K > 1 else 0.0)
-            for made, values in zip(params.mades, fresh):
-                for var, value in zip(made.weights, values):
-                    var[r, k].assign(value[r, k])
-            trainer.reset_moments((r, k))
-            reseeds.append({"epoch": int(epoch), "restart": int(r), "component": int(k)})
-        return True
-
-    def _finish(self, params, X, losses, reseeds, diverged, seconds) -> None:
-        """Keep the restart with the best final log-likelihood and drop the others."""
-        final_nll = -logsumexp(self._component_log_prob_all(params, X), axis=-1).mean(axis=0)
-        final_nll[np.isin(np.arange(self.n_init), [e["restart"] for e in diverged])] = np.inf
-        if not np.isfinite(final_nll).any():
-            final_nll = np.nan_to_num(final_nll, nan=np.inf, posinf=np.inf)
-            warnings.warn("every restart diverged; the model keeps restart 0's last good weights", RuntimeWarning)
-        best = int(np.argmin(final_nll))
-        self._params = self._slice_restart(params, best)
-        self._restart = 0
-        self.best_restart_ = best
-        self.restart_losses_ = final_nll
-        self.lower_bound_ = -final_nll[best]
-        self.history_ = {
-            "loss": losses[:, best].tolist(),
-            "loss_per_restart": losses.tolist(),
-            "reseeds": reseeds,
-            "diverged": diverged,
-            "seconds": seconds,
-        }
-        if self.tol is None:
-            self.converged_ = not any(e["restart"] == best for e in diverged)
-
-    def _slice_restart(self, params: MixtureParameters, r: int) -> MixtureParameters:
-        single = MixtureParameters(1, self.n_components, params.n_features, list(self.hidden_units), self.n_blocks,
-                                   self.activation, self.trainable_base)
-        for target, source in zip(single.weights, params.weights):
-            target.assign(source[r : r + 1])
-        return single
-
-    # ------------------------------------------------------------------ inference
-    def _check_fitted(self) -> None:
-        if self._params is None:
-            raise ValueError("this MAFMixture is not fitted yet: call fit(X) first")
-
-    def _checked(self, X) -> np.ndarray:
-        self._check_fitted()
-        X = check_array(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but the model was fitted on {self.n_features_in_}")
+    def _validate_training_data(self, X) -> np.ndarray:
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
+        if len(X) < self.n_components:
+            raise ValueError(f"n_samples={len(X)} should be >= n_components={self.n_components}")
+        _check_magnitude(X)
+        if (np.ptp(X, axis=0) == 0).all():  # some constant features are fine (image borders): scales are floored
+            raise ValueError("every feature of X is constant: there is no spread to fit a density to")
         return X
 
-    def _log_joint(self, X) -> np.ndarray:
-        """``log pi_k + log p_k(x)`` of the selected restart, ``[n, K]``."""
-        return self._component_log_prob_all(self._params, self._checked(X))[:, self._restart, :]
+    def _keep_best(self, spec, values, final_nll, record) -> None:
+        """Keep the restart with the best final likelihood: first among those that never diverged."""
+        diverged = np.isin(np.arange(spec.n_restarts), [e["restart"] for e in record.diverged])
+        finite = np.isfinite(final_nll)
+        if not finite.any():
+            raise ValueError(f"every restart diverged: the likelihood is NaN or infinite even at the last weights "
+                             f"with a finite loss. Lower learning_rate (now {self.learning_rate}) or rescale X.")
+        eligible = finite & ~diverged if (finite & ~diverged).any() else finite
+        if not (finite & ~diverged).any():
+            warnings.warn("every restart diverged; the model keeps the best of their last weights with a finite loss",
+                          RuntimeWarning, stacklevel=3)
+        best = int(np.argmin(np.where(eligible, final_nll, np.inf)))
+        self.params_ = {name: np.asarray(value[best]) for name, value in zip(spec.names(), values)}
+        self._fitted_spec = spec.with_restarts(1)
+        self.weights_ = softmax(self.params_["logits"].astype(np.float64))
+        self.best_restart_ = best
+        self.restart_losses_ = final_nll
+        self.lower_bound_ = float(-final_nll[best])
+        nll = np.concatenate(record.nll)
+        self.history_ = {"loss": nll[:, best].tolist(), "loss_per_restart": nll.tolist(),
+                         "reseeds": record.reseeds, "diverged": record.diverged, "e_steps": record.e_steps,
+                         "seconds": record.seconds}
+        if self.algorithm != "mle":
+            self.history_["em_objective"] = np.concatenate(record.objective)[:, best].tolist()
+        self.n_iter_ = record.epochs
+        self.converged_ = record.converged
+
+    def _warn_about_training(self) -> None:
+        first, last = self.history_["loss"][0], self.restart_losses_[self.best_restart_]
+        if np.isfinite(first) and last > first + 1e-3 * max(1.0, abs(first)):
+            self.converged_ = False
+            warnings.warn(f"the kept restart's mean negative log-likelihood rose over training, from {first:.4g} to "
+                          f"{last:.4g}: learning_rate={self.learning_rate} is likely too large for this data's scale",
+                          RuntimeWarning, stacklevel=3)
+        elif self.tol is not None and not self.converged_:
+            warnings.warn(f"MAFMixture did not reach tol={self.tol} within epochs={self.epochs}; raise epochs or tol",
+                          ConvergenceWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ inference
+    def _parameters(self):
+        """``(spec, values)`` of the model that inference reads: the fitted one, or the live one in a callback."""
+        live = self.__dict__.get("_live")
+        if live is not None:
+            trainer, restart = live
+            return trainer.spec.with_restarts(1), [v[restart : restart + 1] for v in trainer.values()]
+        check_is_fitted(self)
+        spec = self._fitted_spec
+        return spec, [np.asarray(self.params_[name])[None] for name in spec.names()]
+
+    def _validate_inference_data(self, X) -> np.ndarray:
+        if self.__dict__.get("_live") is None:
+            check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        _check_magnitude(X)
+        return X
+
+    def weighted_log_prob(self, X) -> np.ndarray:
+        """``log pi_k + log p_k(x)`` of every row and component.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            Its log-sum-exp over components is :meth:`score_samples`; its arg-max is :meth:`predict`.
+        """
+        from nfmix.train import CompiledDensity
+
+        X = self._validate_inference_data(X)
+        spec, values = self._parameters()
+        weighted = CompiledDensity.evaluate(spec, values, X)[:, 0, :]
+        if np.isnan(weighted).any() or np.isposinf(weighted).any():
+            row = np.flatnonzero(np.isnan(weighted).any(axis=1) | np.isposinf(weighted).any(axis=1))[0]
+            raise ValueError(f"the log-density of row {row} is not a number: its values are beyond what the model's "
+                             "float32 arithmetic can hold; rescale X as it was for fit")
+        return weighted
 
     def predict_proba(self, X) -> np.ndarray:
-        """Responsibilities ``p(k | x)``, ``[n, K]``; rows sum to 1."""
-        return softmax(self._log_joint(X), axis=-1)
+        """Responsibilities ``p(k | x)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            Rows sum to 1.
+        """
+        weighted = self.weighted_log_prob(X)
+        far = ~np.isfinite(weighted).any(axis=1)
+        if far.any():
+            raise ValueError(f"row {np.flatnonzero(far)[0]} of X has zero density under every component (it lies far "
+                             "outside the training data), so its cluster probabilities are undefined")
+        return softmax(weighted, axis=-1)
 
     def predict(self, X) -> np.ndarray:
-        """The most probable component of each row: ``argmax_k log pi_k + log p_k(x)``."""
-        return self._log_joint(X).argmax(axis=-1)
+        """The most probable component of each row, ``argmax_k log pi_k + log p_k(x)``.
 
-    def fit_predict(self, X, y=None) -> np.ndarray:
-        return self.fit(X).predict(X)
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Component indices in ``0 .. n_components - 1``.
+        """
+        return self.predict_proba(X).argmax(axis=1)
 
     def score_samples(self, X) -> np.ndarray:
-        """Log-density ``log p(x)`` of each row."""
-        return logsumexp(self._log_joint(X), axis=-1)
+        """Log-density ``log p(x)`` of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Natural-log density; ``-inf`` where a row lies beyond every component's reach.
+        """
+        return logsumexp(self.weighted_log_prob(X), axis=-1)
 
     def score(self, X, y=None) -> float:
-        """Mean log-likelihood per row."""
+        """Mean log-likelihood per row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+            ``mean(score_samples(X))``, in nats.
+        """
         return float(self.score_samples(X).mean())
 
-    @property
-    def params_(self):
-        """The fitted :class:`nfmix.flows.MixtureParameters` (one restart): the variables behind the model."""
-        if self._params is None:
-            raise AttributeError("params_ exists once the model is fitted")
-        return self._params
+    def sample(self, n_samples=1, random_state=None):
+        """Draw points from the fitted mixture.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        labels : ndarray of shape (n_samples,)
+            The component each point was drawn from.
+        """
+        from nfmix._tf import tf
+
+        check_scalar(n_samples, "n_samples", numbers.Integral, min_val=1)
+        flows = self.flow_mixture()
+        rng = check_random_state(random_state)
+        labels = rng.choice(self.n_components, size=n_samples, p=self.weights_ / self.weights_.sum())
+        seed = tf.constant(rng.randint(2**31 - 1, size=2), tf.int32)  # a [2] seed makes TFP sample statelessly
+        draws = flows.components().sample(n_samples, seed=seed).numpy()  # [n, 1, K, D]
+        return draws[np.arange(n_samples), 0, labels], labels
+
+    def _n_parameters(self) -> int:
+        """Free parameters: K-1 weights, the unmasked network weights and biases, and the locations if trained."""
+        spec = self._parameters()[0]
+        per_component = sum(int(m.sum()) for m in spec.masks()) + sum(spec.layer_sizes[1:])
+        count = per_component * spec.n_blocks * spec.n_components + spec.n_components - 1
+        return count + (spec.n_components * spec.n_features if spec.trainable_base else 0)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion on ``X`` (lower is better)."""
+        X = self._validate_inference_data(X)
+        return float(-2 * self.score(X) * len(X) + self._n_parameters() * np.log(len(X)))
+
+    def aic(self, X) -> float:
+        """Akaike information criterion on ``X`` (lower is better)."""
+        X = self._validate_inference_data(X)
+        return float(-2 * self.score(X) * len(X) + 2 * self._n_parameters())
+
+    def flow_mixture(self, trainable: bool = False):
+        """The fitted model as a :class:`nfmix.flows.FlowMixture` with one restart (batch shape ``[1]``).
+
+        Parameters
+        ----------
+        trainable : bool, default=False
+            Hold the parameters in fresh ``tf.Variable`` copies (e.g. to take gradients) instead of constants.
+        """
+        from nfmix._tf import tf
+        from nfmix.flows import FlowMixture
+
+        spec, values = self._parameters()
+        make = tf.Variable if trainable else tf.constant
+        return FlowMixture(spec, [make(np.asarray(v, np.float32)) for v in values])
 
     def distribution(self):
         """The fitted mixture as a TFP distribution (``MixtureSameFamily`` of MAF-transformed Gaussians)."""
         from nfmix._tf import tfd
 
-        return tfd.BatchReshape(self.params_.mixture(), batch_shape=[])
-
-    @property
-    def weights_(self) -> np.ndarray:
-        if self._params is None:
-            raise AttributeError("weights_ exists once the model is fitted")
-        return softmax(self._params.logits.numpy()[self._restart])
-
-    def sample(self, n_samples=1, random_state=None):
-        """Draw ``n_samples`` points; returns ``(X [n, d], component of each [n])`` like GaussianMixture.sample."""
-        self._check_fitted()
-        rng = np.random.RandomState(random_state)
-        labels = rng.choice(self.n_components, size=n_samples, p=self.weights_ / self.weights_.sum())
-        seed = tf.constant(rng.randint(2**31 - 1, size=2), tf.int32)  # a [2] seed makes TFP sample statelessly
-        draws = self._params.components().sample(n_samples, seed=seed).numpy()
-        return draws[np.arange(n_samples), self._restart, labels], labels
-
-    def _n_parameters(self) -> int:
-        """Free parameters of one restart: K-1 weights, the unmasked network weights, locations if trained."""
-        params = self._params
-        count = self.n_components - 1 + (params.loc.shape[-1] * self.n_components if self.trainable_base else 0)
-        for made in params.mades:
-            count += sum(int(m.numpy().sum()) for m in made.masks) * self.n_components
-            count += sum(int(np.prod(b.shape[2:])) for b in made.biases) * self.n_components
-        return count
-
-    def bic(self, X) -> float:
-        X = self._checked(X)
-        return float(-2 * self.score(X) * len(X) + self._n_parameters() * np.log(len(X)))
-
-    def aic(self, X) -> float:
-        X = self._checked(X)
-        return float(-2 * self.score(X) * len(X) + 2 * self._n_parameters())
+        return tfd.BatchReshape(self.flow_mixture().mixture(), batch_shape=[])
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
-        """Write ``config.json`` (hyper-parameters and fitted attributes) and a TF checkpoint under ``path``."""
-        if self._params is None:
-            raise ValueError("cannot save an unfitted MAFMixture")
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
+        """Write the fitted model to the folder ``path`` (atomically; see :mod:`nfmix.persistence`)."""
+        from nfmix import __version__
+
+        check_is_fitted(self)
         fitted = {"n_features_in_": int(self.n_features_in_), "n_iter_": int(self.n_iter_),
                   "converged_": bool(self.converged_), "best_restart_": int(self.best_restart_),
-                  "lower_bound_": float(self.lower_bound_), "history_": self.history_}
-        (path / "config.json").write_text(json.dumps({"params": params, "fitted": fitted}, indent=1))
-        tf.train.Checkpoint(params=self._params).write(str(path / "weights"))
+                  "lower_bound_": float(self.lower_bound_), "history_": self.history_,
+                  "feature_names_in_": getattr(self, "feature_names_in_", np.array([])).tolist(),
+                  "spec": [self._fitted_spec.n_features, list(self._fitted_spec.hidden_units),
+                           self._fitted_spec.n_blocks, self._fitted_spec.activation, self._fitted_spec.trainable_base]}
+        arrays = {**{f"params/{k}": v for k, v in self.params_.items()}, "restart_losses_": self.restart_losses_,
+                  "labels_": self.labels_}
+        persistence.save(path, self.get_params(), fitted, arrays, __version__)
 
     @classmethod
     def load(cls, path) -> "MAFMixture":
-        path = Path(path)
-        config_file = path / "config.json"
-        if not config_file.is_file():
-            raise FileNotFoundError(f"{config_file} not found: is {path} a folder written by MAFMixture.save?")
-        config = json.loads(config_file.read_text())
-        model = cls(**config["params"])
-        for name, value in config["fitted"].items():
-            setattr(model, name, value)
-        model._params = MixtureParameters(1, model.n_components, model.n_features_in_, list(model.hidden_units),
-                                          model.n_blocks, model.activation, model.trainable_base)
-        tf.train.Checkpoint(params=model._params).read(str(path / "weights")).assert_existing_objects_matched()
-        model._restart = 0
+        """Read a model written by :meth:`save`; errors name the path and what is wrong."""
+        from nfmix.flows import MixtureSpec
+
+        params, fitted, arrays = persistence.load(path)
+        try:
+            model = cls(**params)
+            n_features, hidden, n_blocks, activation, trainable_base = fitted.pop("spec")
+            spec = MixtureSpec(1, int(model.n_components), n_features, tuple(hidden), n_blocks, activation,
+                               trainable_base)
+            names = fitted.pop("feature_names_in_")
+            for name, value in fitted.items():
+                setattr(model, name, value)
+            if names:
+                model.feature_names_in_ = np.asarray(names, dtype=object)
+            model.params_ = {name: arrays[f"params/{name}"] for name in spec.names()}
+            for name, shape in zip(spec.names(), spec.shapes()):
+                if model.params_[name].shape != shape[1:]:
+                    raise ValueError(f"{name} has shape {model.params_[name].shape}, expected {shape[1:]}")
+            model.restart_losses_, model.labels_ = arrays["restart_losses_"], arrays["labels_"]
+        except (TypeError, KeyError, ValueError) as error:
+            raise ValueError(f"{path} does not hold a consistent MAFMixture: {error}") from None
+        model._fitted_spec = spec
+        model.weights_ = softmax(model.params_["logits"].astype(np.float64))
         return model
 
-    def __repr__(self) -> str:
-        changed = {k: v for k, v in self.get_params().items() if v != MAFMixture().get_params()[k]}
-        return f"MAFMixture({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_live", None)  # a model pickled inside a fit callback drops the training state
+        return state
+
+
+def _check_magnitude(X: np.ndarray) -> None:
+    largest = float(np.abs(X).max())
+    if largest > MAX_ABS_VALUE:
+        raise ValueError(f"X has values up to {largest:.3g}, beyond what float32 density arithmetic holds "
+                         f"({MAX_ABS_VALUE:.0e}); rescale X (e.g. StandardScaler)")

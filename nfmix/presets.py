@@ -1,16 +1,21 @@
 """Named training set-ups: the paper's, and nfmix's own (chosen from measurements; see README's results).
 
 ``PRESETS[name]["2d"]`` and ``PRESETS[name]["images"]`` are keyword arguments for :class:`nfmix.MAFMixture`.
+This module imports no TensorFlow, so reading a preset is instant.
 """
 
-from nfmix.model import PAPER_2D, PAPER_IMAGES
+# The paper's set-ups (REFERENCE.md): one restart, random base locations, scale 0.1, logits 1, Adam 1e-3, the
+# full 2000 (or 10) epochs with no stopping rule.
+PAPER_2D = dict(hidden_units=(10,), n_blocks=1, activation="tanh", init="random", n_init=1, algorithm="mle",
+                epochs=2000, batch_size=4000, learning_rate=1e-3, base_scale=0.1, reseed=False, tol=None)
+PAPER_IMAGES = dict(PAPER_2D, hidden_units=(1024,), epochs=10, batch_size=1000)
 
 # Ten restarts side by side, k-means starts that put every flow on a different part of the data, a 10x larger
 # step (2000 epochs at 1e-3 leave the flows under-trained), and hard EM. On measurements with seed 0,
 # hard EM gave the best-likelihood ARI on moons (0.95 vs 0.93 for gradient ML), pinwheel (0.95 vs 0.92) and
 # smile (0.43 vs 0.41); see results/toy for the full grid.
 NFMIX_2D = dict(PAPER_2D, n_init=10, init="kmeans", learning_rate=1e-2, algorithm="em_hard", reseed=True)
-# Images: k-means starts (with the scale floor in MAFMixture._initialise) and gradient ML. On a 10,000-image
+# Images: k-means starts (with the scale floor in nfmix.initialise) and gradient ML. On a 10,000-image
 # F-MNIST PCA-100 subsample, seed 0: ARI 0.40 against 0.34 for k-means and 0.29 for the paper's set-up;
 # hard EM gave 0.31 there.
 NFMIX_IMAGES = dict(PAPER_IMAGES, n_init=3, init="kmeans", reseed=True)
@@ -28,16 +33,17 @@ def _preset(name: str) -> dict:
 
 
 def settings(preset: str, kind: str, random_state=None, verbose: int = 0, **overrides) -> dict:
-    """A preset's keyword arguments for ``kind`` ("2d" or "images"), with every override that is set.
+    """A preset's keyword arguments for ``kind`` ("2d" or "images"), with every override that is not ``None``.
 
-    Falsy overrides (0, "", None) keep the preset's value: that is how notebook parameters say "default".
-    ``random_state`` and ``verbose`` are always taken as given (a seed of 0 is a seed).
+    ``None`` keeps the preset's value; any other value, 0, ``False`` and ``""`` included, replaces it.
     """
-    chosen = {name: value for name, value in overrides.items() if value}
+    if kind not in ("2d", "images"):
+        raise ValueError(f"kind must be '2d' or 'images'; got {kind!r}")
+    chosen = {name: value for name, value in overrides.items() if value is not None}
     return {**_preset(preset)[kind], **chosen, "random_state": random_state, "verbose": verbose}
 
 
-def setup_name(preset: str, kind: str, algorithm: str = "") -> str:
+def setup_name(preset: str, kind: str, algorithm: str | None = None) -> str:
     """How results tables name a set-up: the preset, plus ``+algorithm`` where a run overrides its algorithm.
 
     Runs of one preset with different algorithms are then summarised apart instead of pooled as one set-up.

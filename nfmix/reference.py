@@ -42,17 +42,18 @@ def original_mixture(n_components, n_features, hidden_units=(10,), seed=0, base_
 
 def mixture_like(model) -> tfd.Mixture:
     """A ``tfd.Mixture`` of separate TFP MAFs holding the same weights as a fitted ``MAFMixture``."""
-    params = model.params_
+    spec, params = model._fitted_spec, model.params_
+    masks = spec.masks()
     components = []
     for k in range(model.n_components):
         blocks = []
-        for made in params.mades:
-            kernels = [(kernel[0, k] * mask).numpy() for kernel, mask in zip(made.kernels, made.masks)]
-            biases = [bias[0, k].numpy() for bias in made.biases]
+        for b in range(spec.n_blocks):
+            kernels = [params[f"made_{b}/kernel_{i}"][k] * masks[i] for i in range(spec.n_layers)]
+            biases = [params[f"made_{b}/bias_{i}"][k] for i in range(spec.n_layers)]
             blocks.append([w for pair in zip(kernels, biases) for w in pair])
-        base = tfd.MultivariateNormalDiag(params.loc[0, k], params.scale[0, k])
-        components.append(tfd.TransformedDistribution(base, _flow(params.n_features, model.hidden_units, blocks)))
-    return tfd.Mixture(tfd.Categorical(logits=params.logits[0]), components)
+        base = tfd.MultivariateNormalDiag(params["loc"][k], params["scale"][k])
+        components.append(tfd.TransformedDistribution(base, _flow(spec.n_features, spec.hidden_units, blocks)))
+    return tfd.Mixture(tfd.Categorical(logits=params["logits"]), components)
 
 
 def train_step_fn(mixture: tfd.Mixture, learning_rate: float = 1e-3, compiled: bool = False):

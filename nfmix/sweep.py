@@ -9,18 +9,24 @@
 A sweep file names experiments, each a notebook, a ``grid`` (every combination is one run) and fixed
 ``parameters``. Run ``R`` of sweep ``S`` executes into ``results/S/runs/R.ipynb`` and writes its metrics to
 ``results/S/runs/R/metrics.json`` (atomically: the file exists only if the run finished). A failed run
-leaves ``R.failed`` with its error and notebook path. Finished runs are skipped, so a killed sweep resumes
-where it stopped. Finally every ``metrics.json`` is gathered into ``runs.csv`` (tidy: one row per run and
-method), and ``summary.md`` / ``summary.csv`` give mean ± std over seeds and the best-likelihood run.
+leaves ``R.failed`` with its error and notebook path. Before it runs, ``R/run.json`` records its identity
+(notebook and a hash of its code cells, every parameter, nfmix's version). Finished runs are skipped, so a
+killed sweep resumes where it stopped; a finished run whose identity differs (a parameter or the notebook
+changed, or it predates run.json) is "stale": it is rerun, and left out of the results until then. Finally
+every current ``metrics.json`` is gathered into ``runs.csv`` (tidy: one row per run and method), and
+``summary.md`` / ``summary.csv`` give mean ± std over seeds and the best-likelihood run.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
 import itertools
 import json
 import re
 import sys
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -34,6 +40,11 @@ from nfmix.records import METRICS_FILE, write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 METRICS = ["purity", "ari", "nmi", "accuracy"]
+RUN_FILE = "run.json"
+
+
+class SweepError(ValueError):
+    """A sweep file, its notebooks or its parameters are wrong: found before any run starts."""
 
 
 # ---------------------------------------------------------------------------------------------- planning
@@ -41,11 +52,44 @@ def load_sweep(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sweep file {path} not found")
-    sweep = yaml.safe_load(path.read_text())
-    if not isinstance(sweep, dict) or "experiments" not in sweep:
-        raise ValueError(f"{path}: a sweep needs an 'experiments' list (each with notebook, grid, parameters)")
+    try:
+        sweep = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:  # say where, without the parser's traceback
+        mark, context = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        why = getattr(error, "problem", None) or str(error)
+        if context:
+            why += f", {error.context} started on line {context.line + 1}"
+        raise SweepError(f"{path}{where}: not valid YAML ({why})") from None
+    if not isinstance(sweep, dict) or not isinstance(sweep.get("experiments"), list):
+        raise SweepError(f"{path}: a sweep needs an 'experiments' list (each with notebook, grid, parameters)")
+    for i, experiment in enumerate(sweep["experiments"], 1):
+        if not isinstance(experiment, dict) or not isinstance(experiment.get("notebook"), str):
+            raise SweepError(f"{path}: experiment {i} needs a 'notebook:' (e.g. notebook: 02_toy_2d)")
     sweep.setdefault("name", path.stem)
+    # The name is a folder under results/: a path ("../x", "a/b") would write elsewhere.
+    if not (isinstance(sweep["name"], str) and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", sweep["name"])):
+        raise SweepError(f"{path}: sweep name {sweep['name']!r} must be a plain folder name "
+                         f"(letters, digits, '_', '-', '.'; no '/' and not starting with '.')")
     return sweep
+
+
+def _code_hash(notebook: str) -> str:
+    """A hash of the notebook's code cells: what it runs, not its outputs or prose."""
+    if not Path(notebook).is_file():
+        raise FileNotFoundError(f"notebook {notebook} not found")
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    code = "\n# -- cell --\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    return hashlib.sha256(code.encode()).hexdigest()[:16]
+
+
+def identity(run: dict) -> dict:
+    """Everything that shapes a run's results (out_dir is where they go, not what they are)."""
+    from nfmix import __version__
+
+    parameters = {k: v for k, v in run["parameters"].items() if k != "out_dir"}
+    return json.loads(json.dumps({"notebook": Path(run["notebook"]).name, "code": _code_hash(run["notebook"]),
+                                  "parameters": parameters, "nfmix": __version__}))  # as run.json reads back
 
 
 def _run_id(notebook: str, parameters: dict, grid_keys: list[str]) -> str:
@@ -69,7 +113,9 @@ def plan(sweep: dict, results_dir, overrides: dict | None = None) -> list[dict]:
                          "output": str(runs_dir / f"{run_id}.ipynb"), "out_dir": parameters["out_dir"]})
     ids = [r["id"] for r in runs]
     if len(set(ids)) != len(ids):
-        raise ValueError("two runs of this sweep have the same id: give each experiment a distinct grid")
+        raise SweepError("two runs of this sweep have the same id: give each experiment a distinct grid")
+    for run in runs:
+        run["identity"] = identity(run)
     return runs
 
 
@@ -83,16 +129,61 @@ def check_parameters(runs: list[dict]) -> None:
         if notebook not in declared:
             if not Path(notebook).is_file():
                 raise FileNotFoundError(f"notebook {notebook} not found")
-            declared[notebook] = set(papermill.inspect_notebook(notebook))
-        unknown = sorted(set(run["parameters"]) - declared[notebook])
+            declared[notebook] = papermill.inspect_notebook(notebook)
+        unknown = sorted(set(run["parameters"]) - set(declared[notebook]))
         if unknown:
-            raise ValueError(f"{Path(notebook).name} has no parameter {', '.join(map(repr, unknown))}; "
+            raise SweepError(f"{Path(notebook).name} has no parameter {', '.join(map(repr, unknown))}; "
                              f"its parameters are: {', '.join(sorted(declared[notebook]))}")
+        for name, value in run["parameters"].items():
+            expected = _declared_type(declared[notebook][name])
+            if expected and not _fits(value, expected):
+                raise SweepError(f"run {run['id']}: parameter {name}={value!r} is {type(value).__name__}, "
+                                 f"but {Path(notebook).name} expects {expected}")
+
+
+TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _declared_type(spec: dict) -> str | None:
+    """The type a notebook parameter is declared with (its annotation, else its default's); None if unknown."""
+    if spec.get("inferred_type_name") in TYPES:
+        return spec["inferred_type_name"]
+    try:
+        name = type(ast.literal_eval(spec.get("default", ""))).__name__
+    except (ValueError, SyntaxError):
+        return None
+    return name if name in TYPES else None
+
+
+def _fits(value, expected: str) -> bool:
+    if isinstance(value, bool) != (expected == "bool"):  # bool is an int to Python, never to a notebook
+        return False
+    return isinstance(value, (int, float) if expected == "float" else TYPES[expected])
+
+
+def changes(recorded: dict | None, current: dict) -> str:
+    """Why a finished run no longer matches its plan, in a few words."""
+    if recorded is None:
+        return f"no {RUN_FILE} (made by older code)"
+    said = [f"{current['notebook']} code changed"] if recorded.get("code") != current["code"] else []
+    if recorded.get("nfmix") != current["nfmix"]:
+        said.append(f"nfmix {recorded.get('nfmix')} -> {current['nfmix']}")
+    old, new = recorded.get("parameters", {}), current["parameters"]
+    for key in sorted(set(old) | set(new)):
+        was, now = (repr(values[key]) if key in values else "unset" for values in (old, new))
+        if was != now:
+            said.append(f"{key} {was} -> {now}")
+    return ", ".join(said) or "identity differs"
+
+
+def recorded_identity(run: dict) -> dict | None:
+    path = Path(run["out_dir"]) / RUN_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def state(run: dict) -> str:
     if (Path(run["out_dir"]) / METRICS_FILE).is_file():
-        return "done"
+        return "done" if recorded_identity(run) == run["identity"] else "stale"
     if Path(run["output"]).with_suffix(".failed").is_file():
         return "failed"
     return "missing"
@@ -105,6 +196,9 @@ def execute_run(run: dict) -> dict:
 
     failed_marker = Path(run["output"]).with_suffix(".failed")
     Path(run["output"]).parent.mkdir(parents=True, exist_ok=True)
+    # Old metrics go first and the identity is recorded before the run, so metrics.json always matches run.json.
+    (Path(run["out_dir"]) / METRICS_FILE).unlink(missing_ok=True)
+    write_json_atomic(Path(run["out_dir"]) / RUN_FILE, run["identity"])
     try:
         papermill.execute_notebook(run["notebook"], run["output"], parameters=run["parameters"],
                                    cwd=str(REPO / "notebooks"), kernel_name="python3", progress_bar=False)
@@ -151,10 +245,14 @@ def run_sweep(path, results_dir=REPO / "results", jobs: int = 1, retry_failed: b
     runs = plan(sweep, results_dir, overrides)
     check_parameters(runs)
     states = {run["id"]: state(run) for run in runs}
-    todo = [r for r in runs if states[r["id"]] == ("failed" if retry_failed else "missing")]
-    counts = {s: sum(v == s for v in states.values()) for s in ("done", "failed", "missing")}
-    print(f"sweep {sweep['name']}: {len(runs)} runs ({counts['done']} done, {counts['failed']} failed, "
-          f"{counts['missing']} missing); running {len(todo)}")
+    todo = [r for r in runs if states[r["id"]] in (("failed",) if retry_failed else ("missing", "stale"))]
+    counts = {s: sum(v == s for v in states.values()) for s in ("done", "stale", "failed", "missing")}
+    print(f"sweep {sweep['name']}: {len(runs)} runs ({counts['done']} done, {counts['stale']} stale, "
+          f"{counts['failed']} failed, {counts['missing']} missing); running {len(todo)}")
+    reasons = [changes(recorded_identity(r), r["identity"]) for r in runs if states[r["id"]] == "stale"]
+    for reason, n in Counter(reasons).items():
+        verb = "left out of the results until rerun" if retry_failed else "to rerun"
+        print(f"  {n} stale run(s) {verb}, changed since they ran: {reason}")
     if dry_run:
         for run in runs:
             marker = "run " if run in todo else "skip"
@@ -174,12 +272,12 @@ def run_sweep(path, results_dir=REPO / "results", jobs: int = 1, retry_failed: b
 
 # ---------------------------------------------------------------------------------------------- results
 def collect(runs: list[dict]) -> pd.DataFrame:
-    """One tidy row per (finished run, method): parameters, metrics, loss and timings."""
+    """One tidy row per (finished, current run, method): parameters, metrics, loss and timings; never stale runs."""
     rows = []
     for run in runs:
-        metrics = Path(run["out_dir"]) / METRICS_FILE
-        if metrics.is_file():
-            rows += [{"run": run["id"], **row} for row in json.loads(metrics.read_text())]
+        if state(run) == "done":
+            metrics = json.loads((Path(run["out_dir"]) / METRICS_FILE).read_text())
+            rows += [{"run": run["id"], **row} for row in metrics]
     return pd.DataFrame(rows)
 
 
@@ -261,7 +359,7 @@ def _parse_overrides(pairs: list[str]) -> dict:
     overrides = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ValueError(f"--set takes name=value; got {pair!r}")
+            raise SweepError(f"--set takes name=value; got {pair!r}")
         name, value = pair.split("=", 1)
         overrides[name] = yaml.safe_load(value)
     return overrides
@@ -278,8 +376,11 @@ def main(argv=None) -> int:
                         help="run through a Dask distributed cluster: a local one, or the scheduler at ADDRESS")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="override a parameter of every run")
     args = parser.parse_args(argv)
-    outcome = run_sweep(args.sweep, args.results, jobs=args.jobs, retry_failed=args.retry_failed,
-                        dry_run=args.dry_run, dask=args.dask, overrides=_parse_overrides(args.set))
+    try:
+        outcome = run_sweep(args.sweep, args.results, jobs=args.jobs, retry_failed=args.retry_failed,
+                            dry_run=args.dry_run, dask=args.dask, overrides=_parse_overrides(args.set))
+    except (SweepError, FileNotFoundError) as error:  # bad input: a message, not a traceback
+        parser.error(str(error))
     return 1 if outcome["failures"] else 0
 
 

@@ -44,8 +44,8 @@ from nfmix._tf import tf, tfb, tfd
 
 epochs = 30 if smoke else train_epochs
 X, y = load_dataset("moons")
-model = MAFMixture(2, hidden_units=(16,), n_init=4, learning_rate=1e-2, epochs=epochs, random_state=seed).fit(X)
-flow = model.params_  # the variables: base locations and scales, mixture logits, the networks' weights
+model = MAFMixture(2, hidden_units=(16,), n_init=4, algorithm="mle", epochs=epochs, random_state=seed).fit(X)
+flow = model.flow_mixture()  # the fitted parameters as TFP distributions: bases, mixture logits, networks
 
 # %% [markdown]
 # ## 1. Change of variables
@@ -93,7 +93,7 @@ assert np.allclose(by_formula, by_tfp, atol=1e-4)
 # unchanged, and perturbing $x_1$ moves those of coordinate 2.
 
 # %%
-network = flow.mades[0]
+network = flow.network(0)
 point = tf.constant([[0.3, 0.7]])[:, None, None, :]
 moved_x2 = point + tf.constant([0.0, 0.5])
 moved_x1 = point + tf.constant([0.5, 0.0])
@@ -184,9 +184,10 @@ assert np.allclose(by_lse, by_tfp, atol=1e-3) and np.isfinite(by_lse[-1]) and np
 # Check (8) with autodiff.
 
 # %%
+trainable = model.flow_mixture(trainable=True)  # the same parameters as variables, to differentiate
 with tf.GradientTape() as tape:
-    mean_log_likelihood = tf.reduce_mean(flow.log_prob(tf.constant(X)))
-autodiff = tape.gradient(mean_log_likelihood, flow.logits).numpy()[0]
+    mean_log_likelihood = tf.reduce_mean(trainable.log_prob(tf.constant(X)))
+autodiff = tape.gradient(mean_log_likelihood, trainable.logits).numpy()[0]
 formula = model.predict_proba(X).mean(axis=0) - model.weights_
 print("autodiff:", autodiff, " (8):", formula)
 assert np.allclose(autodiff, formula, atol=1e-5)

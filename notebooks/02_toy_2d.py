@@ -56,8 +56,8 @@ from nfmix.baselines import run_baselines
 from nfmix.metrics import clustering_scores
 from nfmix.records import record_metrics, run_folder
 
-settings = presets.settings(preset, "2d", epochs=epochs, n_init=n_init, algorithm=algorithm,
-                            learning_rate=learning_rate, random_state=seed, verbose=1)
+settings = presets.settings(preset, "2d", epochs=epochs or None, n_init=n_init or None, algorithm=algorithm or None,
+                            learning_rate=learning_rate or None, random_state=seed, verbose=1)  # 0 / "": the preset's
 if smoke:
     settings.update(epochs=60, n_init=min(settings["n_init"], 2))
 snapshot_every = min(snapshot_every, max(settings["epochs"] // 3, 1))

@@ -63,8 +63,9 @@ from nfmix.images import IMAGE_SHAPES
 from nfmix.metrics import clustering_scores, contingency
 from nfmix.records import record_metrics, run_folder
 
-settings = presets.settings(preset, "images", epochs=epochs, n_init=n_init, algorithm=algorithm, init=init,
-                            n_blocks=n_blocks, learning_rate=learning_rate, batch_size=batch_size,
+settings = presets.settings(preset, "images", epochs=epochs or None, n_init=n_init or None,  # 0 / "": the preset's
+                            algorithm=algorithm or None, init=init or None, n_blocks=n_blocks or None,
+                            learning_rate=learning_rate or None, batch_size=batch_size or None,
                             hidden_units=(hidden_units,) if hidden_units else None, random_state=seed, verbose=1)
 if smoke:
     settings.update(epochs=2, n_init=min(settings["n_init"], 2), hidden_units=(32,))
@@ -118,12 +119,9 @@ plt.show()
 
 # %%
 per_component = 8
-rng = np.random.RandomState(seed)
-draws = []
-for k in range(n_clusters):
-    points = model.params_.components().sample(per_component, seed=rng.randint(2**31 - 1, size=2)).numpy()
-    draws.append(points[:, 0, k])
-draws = np.concatenate(draws)
+# One pass of the flows draws per_component points from every component at once: [per_component, 1, K, D].
+points = model.flow_mixture().components().sample(per_component, seed=[seed, 0]).numpy()
+draws = points[:, 0].transpose(1, 0, 2).reshape(-1, points.shape[-1])  # component-major rows
 images = projection.inverse_transform(draws) if projection is not None else draws
 fig, ax = plt.subplots(figsize=(per_component * 0.8, n_clusters * 0.8))
 plots.plot_image_grid(images, IMAGE_SHAPES[dataset], ax=ax, n_cols=per_component,

@@ -168,3 +168,31 @@ def test_real_fashion_mnist_from_the_debian_package():
     assert X.min() == 0.0 and X.max() == 1.0
     with gzip.open(DEBIAN_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz") as f:
         assert f.read(4) == bytes([0, 0, 8, 1])
+
+
+def test_check_array_refuses_complex_values_instead_of_dropping_the_imaginary_part():
+    with pytest.raises(ValueError, match="X must be real; got complex dtype complex128"):
+        check_array(np.array([[1 + 2j, 0.0]]))
+    for bad in (np.ones((2, 2), dtype=bool), np.array([[1, None]], dtype=object)):
+        with pytest.raises(ValueError, match="must be numeric"):
+            check_array(bad)
+
+
+def test_idx_images_and_labels_of_different_counts_are_refused(tmp_path):
+    images, _ = _fake_idx_set(tmp_path)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images[:4])  # 4 images for 6 labels
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.gz and .*train-labels-idx1-ubyte.gz do not match: "
+                                         r"images of shape \(4, 28, 28\), labels of shape \(6,\)"):
+        load_fmnist(data_dir=tmp_path, download=False)
+    (tmp_path / "cut").write_bytes(bytes([0, 0, 8, 3, 0, 0]))
+    with pytest.raises(ValueError, match="cut: IDX header is truncated"):
+        read_idx(tmp_path / "cut")
+
+
+@pytest.mark.parametrize("bad_row, message", [("nan,0.3,1", r"column 0 holds NaN or inf \(first at row 1\)"),
+                                              ("0.5,0.3,1", "column 0 is constant"),
+                                              ("0.1,0.3,nan", "labels .* must be whole numbers; row 1 holds nan")])
+def test_a_broken_smile_csv_is_refused_naming_the_file_and_column(tmp_path, bad_row, message):
+    (tmp_path / "smile.csv").write_text(f"0.5,0.0,0\n{bad_row}\n0.5,0.9,1\n")
+    with pytest.raises(ValueError, match=f"smile.csv: {message}"):
+        load_dataset("smile", data_dir=tmp_path)

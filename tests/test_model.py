@@ -6,6 +6,7 @@ import weakref
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 
 from nfmix import MAFMixture, load_dataset
@@ -13,6 +14,8 @@ from nfmix._tf import tf
 from nfmix.presets import NFMIX_2D
 from nfmix.reference import mixture_like
 from nfmix.train import CompiledDensity, CompiledLoop
+
+SMALL = dict(hidden_units=(8,), n_init=2, epochs=40, check_every=20, learning_rate=1e-2, algorithm="mle")
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,7 @@ def moons():
 def fitted(moons):
     X, _ = moons
     return MAFMixture(2, hidden_units=(8, 8), n_blocks=2, n_init=3, epochs=60, learning_rate=1e-2,
-                      check_every=20, random_state=0).fit(X)
+                      algorithm="mle", check_every=20, random_state=0).fit(X)
 
 
 def test_density_integrates_to_one(fitted):
@@ -52,7 +55,7 @@ def test_score_samples_matches_separate_tfp_flows(fitted, moons):
 @pytest.mark.parametrize("n_features", [3, 12])  # both ways of computing the first layer (see flows.SMALL_EVENT)
 def test_score_samples_matches_separate_tfp_flows_in_more_dimensions(n_features):
     X = np.random.RandomState(0).normal(size=(300, n_features)).astype(np.float32)
-    model = MAFMixture(3, hidden_units=(16,), n_blocks=2, n_init=2, epochs=20, learning_rate=1e-2, random_state=0).fit(X)
+    model = MAFMixture(3, hidden_units=(16,), n_blocks=2, n_init=2, epochs=20, algorithm="mle", random_state=0).fit(X)
     reference = mixture_like(model).log_prob(X[:100]).numpy()
     np.testing.assert_allclose(model.score_samples(X[:100]), reference, rtol=1e-4, atol=1e-4)
 
@@ -67,13 +70,52 @@ def test_samples_come_from_the_model(fitted, moons):
     np.testing.assert_array_equal(points, again)
 
 
-def test_save_and_load_round_trip(fitted, moons, tmp_path):
+def test_save_and_load_round_trip_every_fitted_attribute_and_parameter_type(fitted, moons, tmp_path):
     X, _ = moons
     fitted.save(tmp_path / "model")
     loaded = MAFMixture.load(tmp_path / "model")
     np.testing.assert_allclose(loaded.score_samples(X), fitted.score_samples(X), rtol=1e-6)
     np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
-    assert loaded.history_["loss"] == fitted.history_["loss"] and loaded.n_blocks == 2
+    assert loaded.get_params() == fitted.get_params() and isinstance(loaded.hidden_units, tuple)
+    for name in ("history_", "n_iter_", "converged_", "best_restart_", "lower_bound_", "n_features_in_"):
+        assert getattr(loaded, name) == getattr(fitted, name), name
+    for name in ("restart_losses_", "weights_", "labels_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(fitted, name))
+
+
+def test_save_keeps_numpy_and_random_state_parameters(moons, tmp_path):
+    X, _ = moons
+    model = MAFMixture(2, random_state=np.int64(0), n_init=np.int64(1), learning_rate=np.float32(0.01), **{
+        k: v for k, v in SMALL.items() if k not in ("n_init", "learning_rate")}).fit(X)
+    model.save(tmp_path / "a")
+    assert MAFMixture.load(tmp_path / "a").get_params() == model.get_params()
+    model.set_params(random_state=np.random.RandomState(3)).save(tmp_path / "b")
+    restored = MAFMixture.load(tmp_path / "b").random_state
+    assert restored.randint(1000) == np.random.RandomState(3).randint(1000)
+
+
+def test_save_is_atomic_and_overwrites_a_model_in_place(fitted, tmp_path):
+    fitted.save(tmp_path / "model")
+    fitted.set_params(tol=0.5).save(tmp_path / "model")  # replacing an existing model
+    assert MAFMixture.load(tmp_path / "model").tol == 0.5
+    with pytest.raises(TypeError, match="cannot save parameter random_state"):
+        fitted.set_params(random_state=object()).save(tmp_path / "broken")
+    fitted.set_params(random_state=0, tol=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # nothing half-written left behind
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda folder: (folder / "config.json").write_text('{"format": "nfmix.MAFM'), "not valid JSON"),
+    (lambda folder: (folder / "arrays.npz").write_bytes(b"PK\x03\x04 truncated"), "arrays.npz cannot be read"),
+    (lambda folder: (folder / "arrays.npz").unlink(), "arrays.npz not found"),
+    (lambda folder: (folder / "config.json").write_text('{"format": "nfmix.MAFMixture", "format_version": 99}'),
+     "format version 99"),
+])
+def test_a_corrupt_saved_model_names_the_file_and_the_problem(fitted, tmp_path, damage, message):
+    fitted.save(tmp_path / "model")
+    damage(tmp_path / "model")
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        MAFMixture.load(tmp_path / "model")
 
 
 def test_load_of_a_wrong_folder_is_clear(tmp_path):
@@ -83,7 +125,7 @@ def test_load_of_a_wrong_folder_is_clear(tmp_path):
 
 def test_same_random_state_same_model(moons):
     X, _ = moons
-    settings = dict(epochs=40, check_every=20, n_init=2, learning_rate=1e-2)
+    settings = dict(SMALL, epochs=40, check_every=20)
     a = MAFMixture(2, random_state=5, **settings).fit(X)
     b = MAFMixture(2, random_state=5, **settings).fit(X)
     c = MAFMixture(2, random_state=6, **settings).fit(X)
@@ -94,27 +136,26 @@ def test_same_random_state_same_model(moons):
 
 def test_models_of_one_architecture_share_the_compiled_loop_not_the_weights(moons):
     X, _ = moons
-    first = MAFMixture(2, hidden_units=(6,), epochs=30, random_state=0).fit(X)
+    first = MAFMixture(2, **{**SMALL, "hidden_units": (6,)}, random_state=0).fit(X)
     before = first.score_samples(X[:50])
-    second = MAFMixture(2, hidden_units=(6,), epochs=30, random_state=1).fit(X)
-    loops = [loop for key, loop in CompiledLoop._cache.items() if key[0][2] == (6,)]
+    second = MAFMixture(2, **{**SMALL, "hidden_units": (6,)}, random_state=1).fit(X)
+    loops = [loop for key, loop in CompiledLoop._cache.items() if key[0].hidden_units == (6,)]
     assert len(loops) == 1 and loops[0].mle.experimental_get_tracing_count() == 1
     np.testing.assert_array_equal(first.score_samples(X[:50]), before)
     assert not np.allclose(second.score_samples(X[:50]), before)
-    densities = [d for key, d in CompiledDensity._cache.items() if key[2] == (6,)]
-    assert densities and all(d.function.experimental_get_tracing_count() <= 2 for d in densities)
+    densities = [d for key, d in CompiledDensity._cache.items() if key[0].hidden_units == (6,)]
+    assert densities and all(d.function.experimental_get_tracing_count() == 1 for d in densities)
 
 
 def test_the_shared_compiled_functions_do_not_keep_a_fitted_model_alive(moons):
     X, _ = moons
-    trained = []  # the restarts' parameters during training, then the kept restart's
-    model = MAFMixture(2, hidden_units=(7,), n_init=2, epochs=20, check_every=10, random_state=0)
-    model.fit(X, callback=lambda m, epoch: trained.append(weakref.ref(m._params)))
+    model = MAFMixture(2, **{**SMALL, "hidden_units": (7,)}, random_state=0)
+    model.fit(X, callback=lambda m, epoch: m.predict(X[:10]))
     model.predict(X)
-    trained.append(weakref.ref(model._params))
+    ref = weakref.ref(model)
     del model
     gc.collect()
-    assert len(trained) == 3 and all(ref() is None for ref in trained)
+    assert ref() is None
 
 
 def test_restarts_keep_the_best_likelihood(fitted, moons):
@@ -130,43 +171,91 @@ def test_moons_best_restart_reaches_ari_0_9(moons):
     assert adjusted_rand_score(y, model.predict(X)) >= 0.9
 
 
+def test_the_defaults_cluster_moons(moons):
+    X, y = moons
+    assert adjusted_rand_score(y, MAFMixture(2, random_state=0).fit_predict(X)) >= 0.9
+
+
 @pytest.mark.parametrize("algorithm", ["em_soft", "em_hard"])
 def test_em_variants_train(moons, algorithm):
     X, _ = moons
-    model = MAFMixture(2, algorithm=algorithm, epochs=40, m_step_epochs=10, learning_rate=1e-2, random_state=0)
+    model = MAFMixture(2, n_init=1, algorithm=algorithm, epochs=40, m_step_epochs=10, random_state=0)
     model.fit(X)
-    assert model.n_iter_ == 4 and np.isfinite(model.score(X))
+    assert model.n_iter_ == 40 and model.history_["e_steps"] == 4 and np.isfinite(model.score(X))
     assert model.history_["loss"][-1] < model.history_["loss"][0]
+    assert len(model.history_["em_objective"]) == 40
+
+
+@pytest.mark.parametrize("algorithm", ["mle", "em_soft", "em_hard"])
+def test_the_recorded_loss_is_the_mixture_negative_log_likelihood(moons, algorithm):
+    X, _ = moons
+    model = MAFMixture(2, n_init=2, algorithm=algorithm, epochs=300, random_state=0).fit(X)
+    assert model.history_["loss"][-1] == pytest.approx(-model.score(X), abs=0.01)
+    assert model.lower_bound_ == pytest.approx(model.score(X), abs=1e-5)
+    if algorithm != "mle":  # the M-step objective has no log pi_k, so it is a different number
+        assert abs(model.history_["em_objective"][-1] - model.history_["loss"][-1]) > 0.05
+
+
+def test_converged_only_when_tol_stopped_training(moons):
+    X, _ = moons
+    stopped = MAFMixture(2, **{**SMALL, "epochs": 400}, tol=10.0, random_state=0).fit(X)
+    assert stopped.converged_ and stopped.n_iter_ == 40
+    full = MAFMixture(2, **SMALL, random_state=0).fit(X)
+    assert not full.converged_ and full.n_iter_ == 40
+    with pytest.warns(ConvergenceWarning, match="did not reach tol"):
+        MAFMixture(2, **SMALL, tol=1e-9, random_state=0).fit(X)
 
 
 def test_kmeans_init_puts_bases_on_centroids(moons):
     X, _ = moons
-    model = MAFMixture(3, init="kmeans", epochs=1, random_state=0).fit(X)
-    locs = model._params.loc.numpy()[0]
+    model = MAFMixture(3, init="kmeans", epochs=1, n_init=1, random_state=0).fit(X)
+    locs = model.params_["loc"]
     assert locs.min() >= X.min() - 1e-6 and locs.max() <= X.max() + 1e-6
     assert len({tuple(np.round(l, 4)) for l in locs}) == 3
 
 
+def _poison(restart, epoch_at):
+    """A callback that sets one restart's first kernel to NaN at a given epoch, as a numerical blow-up would."""
+    def callback(model, epoch):
+        if epoch == epoch_at:
+            trainer = model._live[0]
+            values = trainer.values()
+            values[3][restart] = np.nan
+            trainer.set_values(values)
+    return callback
+
+
 def test_a_nan_restart_is_restored_frozen_and_reported(moons):
     X, _ = moons
-
-    def poison_restart_0(model, epoch):
-        if epoch == 10:
-            model._params.mades[0].kernels[0][0].assign(tf.fill(model._params.mades[0].kernels[0][0].shape, np.nan))
-
-    model = MAFMixture(2, n_init=2, epochs=30, check_every=10, random_state=0)
+    model = MAFMixture(2, **{**SMALL, "epochs": 30, "check_every": 10}, random_state=0)
     with pytest.warns(RuntimeWarning, match="restart 0"):
-        model.fit(X, callback=poison_restart_0)
+        model.fit(X, callback=_poison(0, 10))
     assert model.history_["diverged"] == [{"epoch": 20, "restart": 0}]
     assert model.best_restart_ == 1 and np.isfinite(model.score_samples(X)).all()
 
 
 def test_collapsed_components_are_reseeded_and_recorded(moons):
     X, _ = moons
-    model = MAFMixture(2, min_weight=0.6, epochs=40, check_every=10, random_state=0).fit(X)
+    model = MAFMixture(2, min_weight=0.6, **{**SMALL, "n_init": 1}, random_state=0).fit(X)
     events = model.history_["reseeds"]
     assert 1 <= len(events) <= 4 and {"epoch", "restart", "component"} <= set(events[0])
     assert np.isfinite(model.score_samples(X)).all()
+
+
+def test_a_reseeded_component_restarts_its_own_adam_step_count(moons):
+    from nfmix.flows import MixtureSpec
+    from nfmix.initialise import initial_values
+    from nfmix.train import Trainer
+
+    X, _ = moons
+    spec = MixtureSpec(2, 2, 2, (4,))
+    trainer = Trainer(spec, initial_values(spec, X, "kmeans", 0.1, np.random.RandomState(0)), 1e-2, 4000)
+    trainer.run_epochs(tf.constant(X), 5, seed=0)
+    trainer.reset_component(1, 0)
+    np.testing.assert_array_equal(trainer.step.numpy(), [[5, 5], [0, 5]])
+    assert not trainer.m.numpy()[1, 0].any() and trainer.m.numpy()[1, 1].any()
+    trainer.run_epochs(tf.constant(X), 3, seed=1)
+    np.testing.assert_array_equal(trainer.step.numpy(), [[8, 8], [3, 8]])
 
 
 def test_bic_and_aic(fitted, moons):
@@ -182,10 +271,10 @@ def test_paper_preset_is_one_call():
 
 
 @pytest.mark.parametrize("kwargs, data, message", [
-    ({}, np.array([[0.0, np.nan]] * 5), "NaN or inf"),
-    ({}, np.array([[0.0, np.inf]] * 5), "NaN or inf"),
+    ({}, np.array([[0.0, np.nan]] * 5), "contains NaN"),
+    ({}, np.array([[0.0, np.inf]] * 5), "contains infinity"),
     ({}, np.zeros(5), "2D array"),
-    ({"n_components": 3}, np.zeros((2, 2)), "fewer than n_components"),
+    ({"n_components": 3}, np.random.rand(2, 2), "should be >= n_components=3"),
     ({"n_components": 0}, np.zeros((5, 2)), "n_components"),
     ({"algorithm": "vi"}, np.zeros((5, 2)), "algorithm"),
     ({"init": "pca"}, np.zeros((5, 2)), "init"),
@@ -201,7 +290,7 @@ def test_predict_before_fit_and_wrong_feature_count(fitted):
         MAFMixture(2).predict(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="not fitted"):
         MAFMixture(2).sample(5)
-    with pytest.raises(ValueError, match="3 features, but the model was fitted on 2"):
+    with pytest.raises(ValueError, match="X has 3 features, but MAFMixture is expecting 2 features"):
         fitted.predict(np.zeros((4, 3)))
 
 
@@ -212,7 +301,7 @@ def test_works_whichever_keras_the_user_imported_first(legacy):
         "import numpy as np, nfmix\n"
         "from nfmix._tf import tfb\n"
         "X = np.random.RandomState(0).rand(50, 2).astype('float32')\n"
-        "m = nfmix.MAFMixture(2, epochs=5, check_every=5, random_state=0).fit(X)\n"
+        "m = nfmix.MAFMixture(2, n_init=1, epochs=5, random_state=0).fit(X)\n"
         "net = tfb.AutoregressiveNetwork(params=2, hidden_units=[4]); net(tf.zeros([1, 2]))\n"
         "print('ok', np.isfinite(m.score(X)))\n"
     )
@@ -222,14 +311,22 @@ def test_works_whichever_keras_the_user_imported_first(legacy):
     assert "ok True" in result.stdout
 
 
-def test_preset_settings_keep_seed_zero_and_skip_unset_overrides():
+def test_preset_settings_skip_only_none():
     from nfmix.presets import settings
 
-    chosen = settings("nfmix", "2d", random_state=0, epochs=0, learning_rate=0.5, algorithm="")
+    chosen = settings("nfmix", "2d", random_state=0, epochs=None, learning_rate=0.5, algorithm=None)
     assert chosen["random_state"] == 0 and chosen["epochs"] == 2000 and chosen["learning_rate"] == 0.5
     assert chosen["algorithm"] == NFMIX_2D["algorithm"]
+    falsy = settings("nfmix", "2d", reseed=False, trainable_base=False, jit_compile=False, tol=0)
+    assert (falsy["reseed"], falsy["trainable_base"], falsy["jit_compile"], falsy["tol"]) == (False, False, False, 0)
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
         settings("fast", "2d")
+
+
+def test_reading_a_preset_loads_no_tensorflow():
+    script = "import sys, nfmix.presets, nfmix.model; print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr[-2000:]
 
 
 def test_a_run_that_overrides_the_algorithm_is_named_as_its_own_set_up():

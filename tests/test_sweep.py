@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nfmix.records import record_metrics
 from nfmix.sweep import load_sweep, plan, run_sweep, state
 
 SMALL = """
@@ -94,3 +95,74 @@ def test_the_same_sweep_runs_on_a_dask_cluster(sweep_file, tmp_path):
     outcome = run_sweep(sweep_file, results, jobs=2, dask="")
     assert outcome["ran"] == 2 and not outcome["failures"]
     assert _done(sweep_file, results) == 2
+
+
+@pytest.fixture
+def fake_notebook_runs(monkeypatch):
+    """papermill without a kernel: each "run" writes metrics whose ARI is its snapshot_every / 100."""
+    import papermill
+
+    executed = []
+
+    def execute(notebook, output, parameters, **kwargs):
+        executed.append(dict(parameters))
+        row = {"dataset": parameters["dataset"], "seed": parameters["seed"], "method": "maf_mixture (nfmix)",
+               "purity": 1.0, "ari": parameters["snapshot_every"] / 100, "nmi": 1.0, "accuracy": 1.0, "loss": 1.0}
+        record_metrics([row], parameters["out_dir"])
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    return executed
+
+
+def test_a_changed_parameter_reruns_a_finished_run_and_never_summarises_the_stale_result(
+        tmp_path, fake_notebook_runs, capsys):
+    path, results = tmp_path / "one.yaml", tmp_path / "results"
+    path.write_text(SMALL.replace("[moons, circles]", "[moons]").replace("[0, 1]", "[0]"))
+    assert run_sweep(path, results, overrides={"snapshot_every": 30})["ran"] == 1
+    assert run_sweep(path, results)["ran"] == 1  # --set no longer given: the 30 run is stale
+    assert "snapshot_every 30 -> 20" in capsys.readouterr().out
+    assert pd.read_csv(results / "small" / "runs.csv")["ari"].tolist() == [0.2]
+
+    path.write_text(path.read_text().replace("snapshot_every: 20", "snapshot_every: 40"))  # a fixed one edited
+    assert run_sweep(path, results, retry_failed=True)["ran"] == 0  # not rerun, and not reported as current
+    assert "(no finished runs)" in (results / "small" / "summary.md").read_text()
+    assert run_sweep(path, results)["ran"] == 1
+    assert pd.read_csv(results / "small" / "runs.csv")["ari"].tolist() == [0.4]
+
+    (run,) = plan(load_sweep(path), results)
+    (Path(run["out_dir"]) / "run.json").unlink()  # a run made before identities were recorded
+    assert state(run) == "stale" and len(fake_notebook_runs) == 3
+
+
+def test_malformed_sweep_yaml_names_the_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(SMALL.replace("seed: [0, 1]", "seed: [0, 1"))
+    with pytest.raises(ValueError, match=r"bad.yaml, line 8: not valid YAML \(.*flow sequence started on line 7\)"):
+        load_sweep(path)
+
+
+def test_an_experiment_without_a_notebook_is_refused(tmp_path):
+    path = tmp_path / "no_notebook.yaml"
+    path.write_text(SMALL.replace("notebook: 02_toy_2d", "title: toy"))
+    with pytest.raises(ValueError, match="experiment 1 needs a 'notebook:'"):
+        load_sweep(path)
+
+
+def test_a_value_of_the_wrong_type_stops_the_sweep_before_any_run(tmp_path, fake_notebook_runs):
+    path = tmp_path / "typed.yaml"
+    path.write_text(SMALL + "      learning_rate: 1\n")  # an int where a float is declared is fine
+    run_sweep(path, tmp_path / "ok", dry_run=True)
+    path.write_text(SMALL + "      epochs: six\n")
+    with pytest.raises(ValueError, match=r"run 02_toy_2d__dataset=moons__seed=0: parameter epochs='six' is str, "
+                                         r"but 02_toy_2d.ipynb expects int"):
+        run_sweep(path, tmp_path / "results")
+    with pytest.raises(ValueError, match="parameter smoke=1 is int, but 02_toy_2d.ipynb expects bool"):
+        run_sweep(path, tmp_path / "results", overrides={"epochs": 6, "smoke": 1})
+    assert not fake_notebook_runs and not (tmp_path / "results").exists()
+
+
+def test_a_sweep_name_cannot_write_outside_results(tmp_path):
+    path = tmp_path / "escape.yaml"
+    path.write_text(SMALL.replace("name: small", "name: ../../x"))
+    with pytest.raises(ValueError, match=r"sweep name '../../x' must be a plain folder name"):
+        run_sweep(path, tmp_path / "a" / "b" / "results", dry_run=True)

@@ -1,0 +1,174 @@
+"""The fitting loop: chunks of compiled epochs for all restarts, with the guards that run between chunks.
+
+Between two chunks the loop runs the E-step (for EM), checks every restart for divergence (rolling a diverged
+restart back to its last weights whose loss was seen to be finite, and freezing it), re-seeds collapsed
+components, applies ``tol`` and calls the user's callback. What it saw is returned as a :class:`FitRecord`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+
+import numpy as np
+from scipy.special import logsumexp, softmax
+from tqdm.auto import tqdm
+
+from nfmix._tf import tf
+from nfmix.train import CompiledDensity, Trainer
+
+
+@dataclasses.dataclass
+class FitRecord:
+    """What one fit saw, per restart: losses by epoch, the M-step objective (EM), re-seeds and divergences."""
+
+    nll: list = dataclasses.field(default_factory=list)  # chunks of [n_epochs, R]
+    objective: list = dataclasses.field(default_factory=list)
+    reseeds: list = dataclasses.field(default_factory=list)
+    diverged: list = dataclasses.field(default_factory=list)
+    e_steps: int = 0
+    epochs: int = 0
+    converged: bool = False
+    seconds: float = 0.0
+
+
+class FitLoop:
+    """Trains every restart of one fit to the end of its budget, a stopping rule, or the last live restart."""
+
+    def __init__(self, estimator, trainer: Trainer, X: np.ndarray, rng: np.random.RandomState):
+        self.est = estimator
+        self.trainer = trainer
+        self.spec = trainer.spec
+        self.X = X
+        self.X_tensor = tf.constant(X)
+        self.rng = rng
+        self.record = FitRecord()
+        # The last weights whose loss was seen finite (validated by the next chunk's first step), and the newest.
+        self.validated = trainer.values()
+        self.latest = self.validated
+
+    @property
+    def check_every(self) -> int:
+        if self.est.algorithm != "mle":
+            return self.est.m_step_epochs
+        return self.est.check_every or (100 if self.est.batch_size >= len(self.X) else 1)
+
+    def run(self, on_check=None) -> FitRecord:
+        """``on_check(restart, epoch)`` is called after each chunk with the restart that is currently best."""
+        est, record = self.est, self.record
+        started, previous = time.perf_counter(), np.inf
+        with tqdm(total=est.epochs, disable=not est.verbose, desc="epochs", unit="ep") as bar:
+            while record.epochs < est.epochs:
+                n_epochs = min(self.check_every, est.epochs - record.epochs)
+                responsibilities = self._e_step() if est.algorithm != "mle" else None
+                chunk = self.trainer.run_epochs(self.X_tensor, n_epochs, seed=int(self.rng.randint(2**31 - 1)),
+                                                responsibilities=responsibilities)
+                record.epochs += n_epochs
+                bar.update(n_epochs)
+                self._guard_divergence(chunk)
+                record.nll.append(chunk[0])
+                record.objective.append(chunk[1])
+                if not self.trainer.active.numpy().any():
+                    break
+                if est.reseed and est.algorithm == "mle":
+                    self._reseed_collapsed()
+                current = np.where(self.trainer.active.numpy() > 0, chunk[0, -1], np.inf)
+                best = int(np.argmin(current))
+                bar.set_postfix(loss=f"{current[best]:.4f}")
+                if on_check is not None:
+                    on_check(best, record.epochs)
+                if est.tol is not None and previous - current.min() < est.tol:
+                    record.converged = True
+                    break
+                previous = current.min()
+        record.seconds = time.perf_counter() - started
+        return record
+
+    # ------------------------------------------------------------------ guards
+    def _guard_divergence(self, chunk: np.ndarray) -> None:
+        """Roll back and freeze each live restart whose loss, or whose new weights, are no longer finite."""
+        trainer = self.trainer
+        live = trainer.active.numpy() > 0
+        values = trainer.values()
+        weights_finite = np.all([np.isfinite(v.reshape(v.shape[0], -1)).all(axis=1) for v in values], axis=0)
+        failed = live & ~(np.isfinite(chunk).all(axis=(0, 1)) & weights_finite)
+        seen_finite = np.isfinite(chunk[:, 0]).all(axis=0)  # its first step saw the previous chunk's weights
+        self.validated = [np.where(_restart_mask(seen_finite, good), latest, good)
+                          for good, latest in zip(self.validated, self.latest)]
+        for r in np.flatnonzero(failed):
+            for v, good in zip(values, self.validated):
+                v[r] = good[r]
+            chunk[:, :, r] = np.nan
+            self.record.diverged.append({"epoch": self.record.epochs, "restart": int(r)})
+            warnings.warn(f"restart {r}: the loss or the weights became NaN/inf by epoch {self.record.epochs}; "
+                          f"restored its last weights with a finite loss and stopped it (lower learning_rate="
+                          f"{self.est.learning_rate} or rescale X)", RuntimeWarning, stacklevel=4)
+        if failed.any():
+            trainer.set_values(values)
+            trainer.freeze(np.flatnonzero(failed))
+        self.latest = values
+
+    def final_losses(self) -> np.ndarray:
+        """Each restart's mean NLL on X at its final weights (inf where it is not finite).
+
+        The last chunk's final update was never evaluated: a restart whose final weights give a non-finite
+        likelihood goes back to its last weights with a finite loss.
+        """
+        values = self.trainer.values()
+        nll = -logsumexp(CompiledDensity.evaluate(self.spec, values, self.X), axis=-1).mean(axis=0)
+        bad = ~np.isfinite(nll) & (self.trainer.active.numpy() > 0)
+        if bad.any():
+            for v, good in zip(values, self.validated):
+                v[bad] = good[bad]
+            self.trainer.set_values(values)
+            for r in np.flatnonzero(bad):
+                self.record.diverged.append({"epoch": self.record.epochs, "restart": int(r)})
+            nll = -logsumexp(CompiledDensity.evaluate(self.spec, values, self.X), axis=-1).mean(axis=0)
+        return np.nan_to_num(nll, nan=np.inf)
+
+    def _e_step(self) -> np.ndarray:
+        """Responsibilities ``[n, R, K]`` and the weights in closed form; re-seeds an emptied component first."""
+        self.record.e_steps += 1
+        for _ in range(2):
+            values = self.trainer.values()
+            resp = softmax(CompiledDensity.evaluate(self.spec, values, self.X), axis=-1)
+            if self.est.algorithm == "em_hard":
+                resp = np.eye(self.spec.n_components, dtype=np.float32)[resp.argmax(-1)]
+            values[0] = np.log(np.maximum(resp.mean(axis=0), 1e-12))
+            self.trainer.set_values(values)
+            if not (self.est.reseed and self._reseed_collapsed()):
+                break
+        return resp.astype(np.float32)
+
+    def _reseed_collapsed(self) -> bool:
+        """Move each collapsed component (weight < min_weight) to the data point its restart explains worst."""
+        K = self.spec.n_components
+        min_weight = self.est.min_weight if self.est.min_weight is not None else 0.1 / K
+        values = self.trainer.values()
+        weights = softmax(values[0], axis=-1)
+        collapsed = np.argwhere((weights < min_weight) & (self.trainer.active.numpy()[:, None] > 0))
+        budget = 2 * K  # per restart, so a hopeless restart cannot loop forever
+        reseeds = self.record.reseeds
+        collapsed = [(r, k) for r, k in collapsed if sum(e["restart"] == r for e in reseeds) < budget]
+        if not collapsed or K == 1:
+            return False
+        probe = self.X[self.rng.choice(len(self.X), min(len(self.X), 2048), replace=False)]
+        log_density = logsumexp(CompiledDensity.evaluate(self.spec, values, probe), axis=-1)  # [m, R]
+        from nfmix.initialise import network_values
+
+        fresh = network_values(self.spec, self.rng)
+        for r, k in collapsed:
+            values[1][r, k] = probe[np.argmin(log_density[:, r])]
+            values[0][r, k] = logsumexp(np.delete(values[0][r], k)) - np.log(K - 1)
+            for i, value in enumerate(fresh, start=3):
+                values[i][r, k] = value[r, k]
+            self.trainer.reset_component(r, k)
+            reseeds.append({"epoch": int(self.record.epochs), "restart": int(r), "component": int(k)})
+        self.trainer.set_values(values)
+        return True
+
+
+def _restart_mask(flags: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """``flags [R]`` broadcast against an ``[R, ...]`` array."""
+    return flags.reshape((-1,) + (1,) * (like.ndim - 1))

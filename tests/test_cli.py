@@ -1,0 +1,36 @@
+"""``python -m nfmix``: bad arguments stop it before any data is loaded or any model is fitted."""
+
+import pytest
+
+import nfmix.__main__ as cli
+
+
+@pytest.fixture(autouse=True)
+def no_fit(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the CLI went on to load data with bad arguments")
+
+    monkeypatch.setattr(cli, "load_dataset", refuse)
+
+
+def _error(capsys, *argv) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(list(argv))
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_zero_epochs_is_refused_rather_than_running_the_presets_epochs(capsys):
+    assert "argument --epochs: must be at least 1, got 0" in _error(capsys, "--epochs", "0")
+    assert "argument --epochs: expected an integer, got '2.5'" in _error(capsys, "--epochs", "2.5")
+
+
+def test_a_negative_seed_is_refused(capsys):
+    assert "argument --seed: must be at least 0, got -1" in _error(capsys, "--seed", "-1")
+
+
+def test_an_out_that_cannot_hold_results_is_refused_before_the_fit(tmp_path, capsys):
+    a_file = tmp_path / "metrics.txt"
+    a_file.write_text("")
+    assert f"--out: {a_file} exists and is not a folder" in _error(capsys, "--out", str(a_file))
+    assert f"--out: cannot create {a_file / 'sub'}" in _error(capsys, "--out", str(a_file / "sub"))
