@@ -1,4 +1,6 @@
-"""The published classic baselines: random labels, k-means and a full-covariance GMM (scikit-learn, n_init=10)."""
+"""Baselines: the published classic ones (random labels, k-means and a full-covariance GMM, scikit-learn,
+``n_init=10``) and the ones a practitioner picks for curved clusters (spectral clustering on a k-nearest-neighbour
+graph, Ward agglomerative clustering, HDBSCAN), each with scikit-learn's usual settings."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from nfmix.data import check_array
 from nfmix.metrics import clustering_scores
 
 BASELINES = ("random", "kmeans", "gmm")
+# Spectral and Ward need memory quadratic in the number of rows, HDBSCAN time near it: for small sets (the 2D ones).
+GRAPH_BASELINES = ("spectral", "ward", "hdbscan")
 
 
 def baseline_labels(method: str, X, n_clusters: int, seed: int = 0, n_init: int = 10) -> np.ndarray:
@@ -27,7 +31,20 @@ def baseline_labels(method: str, X, n_clusters: int, seed: int = 0, n_init: int 
         from sklearn.mixture import GaussianMixture
 
         return GaussianMixture(n_clusters, n_init=n_init, random_state=seed).fit(X).predict(X)
-    raise ValueError(f"unknown baseline {method!r}; known: {', '.join(BASELINES)}")
+    if method == "spectral":  # scikit-learn's k-NN affinity (10 neighbours), k-means on the embedding
+        from sklearn.cluster import SpectralClustering
+
+        return SpectralClustering(n_clusters, affinity="nearest_neighbors", n_init=n_init,
+                                  random_state=seed).fit_predict(X)
+    if method == "ward":
+        from sklearn.cluster import AgglomerativeClustering
+
+        return AgglomerativeClustering(n_clusters, linkage="ward").fit_predict(X)
+    if method == "hdbscan":  # takes no K; its noise points (label -1) count as one more cluster in the metrics
+        from sklearn.cluster import HDBSCAN
+
+        return HDBSCAN().fit_predict(X)
+    raise ValueError(f"unknown baseline {method!r}; known: {', '.join(BASELINES + GRAPH_BASELINES)}")
 
 
 def run_baseline(method: str, X, y, seed: int = 0, n_init: int = 10, n_clusters: int | None = None, **extra):
@@ -46,6 +63,6 @@ def run_baselines(X, y, seed: int = 0, n_init: int | dict = 10, methods=BASELINE
     for method in methods:
         restarts = n_init.get(method, 10) if isinstance(n_init, dict) else n_init
         labels[method], row = run_baseline(method, X, y, seed=seed, n_init=restarts, **extra)
-        row["n_init"] = restarts
+        row["n_init"] = restarts if method in ("kmeans", "gmm", "spectral") else None  # the others take none
         rows.append(row)
     return labels, rows

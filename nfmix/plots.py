@@ -30,6 +30,32 @@ def savefig(fig, name: str, out_dir=None, dpi: int = 110) -> Path | None:
     return path
 
 
+def cluster_colours(n: int):
+    """A discrete colour map with one clearly different tab10 colour per cluster (0 blue, 1 orange, ...)."""
+    from matplotlib.colors import ListedColormap
+
+    import matplotlib.pyplot as plt
+
+    return ListedColormap(plt.cm.tab10.colors[: max(int(n), 1)])
+
+
+def density_norm(density, decades: float = 3.0):
+    """A log colour scale over the top ``decades`` of the density, so thin arms show beside dense cores."""
+    from matplotlib.colors import LogNorm
+
+    top = float(np.max(density))
+    return LogNorm(vmin=top * 10**-decades, vmax=top) if top > 0 else None
+
+
+def draw_density(ax, xs, ys, density, title):
+    """One density map on a log scale (values below its floor take the floor's colour)."""
+    norm = density_norm(density)
+    floor = norm.vmin if norm is not None else 0.0
+    mesh = ax.pcolormesh(xs, ys, np.maximum(density, floor), cmap="inferno", shading="auto", norm=norm)
+    ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$")
+    return mesh
+
+
 def density_grid(score_samples, X, resolution: int = 100, margin: float = 0.0):
     """``(xs, ys, density)`` of a model's density on a ``resolution``-square grid over the data's range."""
     low, high = X.min(axis=0) - margin, X.max(axis=0) + margin
@@ -39,34 +65,42 @@ def density_grid(score_samples, X, resolution: int = 100, margin: float = 0.0):
 
 
 def plot_density(score_samples, X, ax=None, title="density $p(\\mathbf{x})$", resolution: int = 100):
-    """The density (not its log) with the ``inferno`` map, as the paper draws it."""
+    """The density with the ``inferno`` map, as the paper draws it, on a log scale over three decades."""
     ax = _axes(ax)
-    xs, ys, density = density_grid(score_samples, X, resolution)
-    mesh = ax.pcolormesh(xs, ys, density, cmap="inferno", shading="auto")
-    ax.figure.colorbar(mesh, ax=ax, label="density")
-    ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$")
+    mesh = draw_density(ax, *density_grid(score_samples, X, resolution), title=title)
+    ax.figure.colorbar(mesh, ax=ax, label="density (log scale)")
     return ax
 
 
 def plot_points(X, labels=None, ax=None, title="data", label_name="cluster"):
-    """A 2D scatter, coloured by ``labels`` when given."""
+    """A 2D scatter, coloured by ``labels`` when given (the colours of :func:`cluster_colours`)."""
     ax = _axes(ax)
-    points = ax.scatter(X[:, 0], X[:, 1], c=labels, s=6, cmap="tab10" if labels is not None else None)
-    if labels is not None and len(np.unique(labels)) <= 10:
-        ax.legend(*points.legend_elements(), title=label_name, fontsize=7, loc="best")
+    if labels is None:
+        ax.scatter(X[:, 0], X[:, 1], s=6)
+    else:
+        labels = np.asarray(labels)
+        n = int(labels.max()) + 1
+        points = ax.scatter(X[:, 0], X[:, 1], c=labels, s=6, cmap=cluster_colours(n), vmin=-0.5, vmax=n - 0.5)
+        if n <= 10:
+            ax.legend(*points.legend_elements(), title=label_name, fontsize=7, loc="best")
     ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$")
     return ax
 
 
-def plot_decision_regions(predict, X, y=None, ax=None, title="decision regions", low=-0.25, high=1.25, step=0.01):
-    """The cluster each point of a grid on ``[low, high]^2`` is assigned to, with the data over it (as the paper)."""
-    import matplotlib.pyplot as plt
+def plot_decision_regions(predict, X, labels=None, ax=None, title="decision regions", low=-0.25, high=1.25,
+                          step=0.01, n_clusters=None):
+    """The cluster each point of a grid on ``[low, high]^2`` is assigned to, with the data over it (as the paper).
 
+    Regions and points use the colours of :func:`plot_points`, so a cluster has one colour in both plots.
+    """
     ax = _axes(ax)
     xx, yy = np.meshgrid(np.arange(low, high, step), np.arange(low, high, step))
     regions = predict(np.c_[xx.ravel(), yy.ravel()].astype(np.float32)).reshape(xx.shape)
-    ax.contourf(xx, yy, regions, cmap=plt.cm.Spectral, alpha=0.8)
-    ax.scatter(X[:, 0], X[:, 1], c=y, s=4, cmap=plt.cm.Spectral, edgecolors="k", linewidths=0.1)
+    n = n_clusters or int(max(regions.max(), -1 if labels is None else np.max(labels))) + 1
+    colours = dict(cmap=cluster_colours(n), vmin=-0.5, vmax=n - 0.5)
+    ax.pcolormesh(xx, yy, regions, alpha=0.35, shading="auto", **colours)
+    ax.scatter(X[:, 0], X[:, 1], c="k" if labels is None else labels, s=4, edgecolors="k", linewidths=0.1,
+               **({} if labels is None else colours))
     ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$")
     return ax
 
@@ -136,7 +170,7 @@ class DensityRecorder:
             self.frames.append((epoch, density))
 
     def save_gif(self, path, duration_ms: int = 250, title: str = "density during training") -> Path:
-        """Render every frame (same colour scale per frame as the paper: each its own max) into an animated GIF."""
+        """Render every frame (each on its own log scale from its max, as :func:`plot_density`) into a GIF."""
         import matplotlib.pyplot as plt
         from PIL import Image
 
@@ -144,15 +178,29 @@ class DensityRecorder:
             raise ValueError("no frames recorded: pass the recorder as fit(..., callback=recorder) first")
         images = []
         for epoch, density in self.frames:
-            fig, ax = plt.subplots(figsize=(3.2, 2.8))
-            ax.pcolormesh(*self.grid, density, cmap="inferno", shading="auto")
-            ax.set(title=f"{title}, epoch {epoch}", xlabel="$x_1$", ylabel="$x_2$")
-            ax.title.set_fontsize(8)
+            fig, ax = plt.subplots(figsize=(5, 4.3))  # 450 px wide at dpi 90
+            draw_density(ax, *self.grid, density, title=f"{title}, epoch {epoch}")
+            ax.title.set_fontsize(12)
             buffer = io.BytesIO()
-            fig.savefig(buffer, format="png", dpi=70, bbox_inches="tight")
+            fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
             plt.close(fig)
             images.append(Image.open(buffer).convert("P", palette=Image.ADAPTIVE, colors=64))
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0, optimize=True)
         return path
+
+    def plot_strip(self, n_frames: int = 6, title: str = "mixture density during training"):
+        """``n_frames`` snapshots evenly spread over training, the first and the final one included."""
+        import matplotlib.pyplot as plt
+
+        if not self.frames:
+            raise ValueError("no frames recorded: pass the recorder as fit(..., callback=recorder) first")
+        picks = np.unique(np.linspace(0, len(self.frames) - 1, min(n_frames, len(self.frames))).round().astype(int))
+        fig, axes = plt.subplots(1, len(picks), figsize=(3.1 * len(picks), 2.9), squeeze=False)
+        for ax, index in zip(axes[0], picks):
+            epoch, density = self.frames[index]
+            draw_density(ax, *self.grid, density, title=f"epoch {epoch}")
+        fig.suptitle(title)
+        fig.tight_layout()
+        return fig

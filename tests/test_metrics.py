@@ -79,3 +79,17 @@ def test_baselines_are_seeded_and_return_one_tidy_row_each():
 def test_unknown_baseline_is_refused():
     with pytest.raises(ValueError, match="unknown baseline 'dbscan'"):
         baseline_labels("dbscan", np.zeros((5, 2)), 2)
+
+
+def test_graph_baselines_follow_the_moons_better_than_kmeans():
+    from nfmix.baselines import GRAPH_BASELINES
+    from nfmix.data import load_dataset
+    from sklearn.metrics import adjusted_rand_score
+
+    X, y = load_dataset("moons")
+    labels, rows = run_baselines(X, y, seed=0, methods=GRAPH_BASELINES)
+    assert [row["method"] for row in rows] == list(GRAPH_BASELINES)
+    kmeans = baseline_labels("kmeans", X, 2, seed=0)
+    assert adjusted_rand_score(y, labels["spectral"]) > adjusted_rand_score(y, kmeans) + 0.2  # a k-NN graph bends
+    assert labels["ward"].max() == 1 and rows[1]["n_init"] is None
+    assert labels["hdbscan"].min() >= -1  # -1 marks noise, scored as its own cluster
