@@ -21,9 +21,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-## Re-pair the notebooks and regenerate the per-dataset baseline notebooks from their template
+## Re-pair the notebooks, regenerate the per-dataset baseline notebooks from their template, then execute the
+## top-level notebooks in place at their real settings (their outputs are committed; several minutes)
 notebooks: $(STAMP)
 	$(PY) -m nfmix.notebooks generate
+	$(PY) -m nfmix.notebook_outputs
 
 check-notebooks: $(STAMP)
 	$(PY) -m nfmix.notebooks check
@@ -33,3 +35,30 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) outputs
+
+## The tutorial site from the committed notebooks and their outputs, not re-run (docs/conf.py): build/book/html.
+## BOOK_NOTEBOOKS=DIR builds it from other copies laid out as notebooks/ (say, executed ones). `make book-check`
+## then opens every page in Debian's chromium (apt-get install chromium libjs-mathjax). -W: a Sphinx warning (say, a
+## notebook linking to a file the site lacks) fails the build.
+BOOK_NOTEBOOKS ?= notebooks
+DOCS_STAMP := $(VENV)/.installed-docs
+.PHONY: book book-check
+
+$(DOCS_STAMP): requirements-docs.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-docs.txt
+	touch $(DOCS_STAMP)
+
+book: $(DOCS_STAMP)
+	rm -rf build/book && mkdir -p build/book/src/notebooks
+	cp -r docs/. build/book/src/ && cp -r $(BOOK_NOTEBOOKS)/. build/book/src/notebooks/
+	$(PY) -m sphinx -b html -q -W --keep-going build/book/src build/book/html
+
+book-check: $(DOCS_STAMP)
+	$(PY) tests/browser_check.py build/book/html
+
+## Colab, simulated at the lowest versions pyproject.toml declares (constraints-lowest.txt): the wheel in a fresh venv
+## with a second TensorFlow, two notebooks and a unit-test subset run against it (~3 min; .ci/run runs it). `make test`
+## runs the same simulation at the pinned versions (tests/test_colab.py).
+.PHONY: test-lowest
+test-lowest: $(STAMP)
+	$(PY) tests/colab_sim.py --lowest

@@ -43,7 +43,7 @@ def baseline_labels(method: str, X, n_clusters: int, seed: int = 0, n_init: int 
     if method == "hdbscan":  # takes no K; its noise points (label -1) count as one more cluster in the metrics
         from sklearn.cluster import HDBSCAN
 
-        return HDBSCAN().fit_predict(X)
+        return HDBSCAN(copy=True).fit_predict(X)  # copy: leave X as it was (the default changes in 1.10)
     raise ValueError(f"unknown baseline {method!r}; known: {', '.join(BASELINES + GRAPH_BASELINES)}")
 
 

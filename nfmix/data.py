@@ -127,12 +127,12 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 def _find_file(filename: str, data_dir: str | os.PathLike | None) -> Path:
     """Look for a shipped data file in ``data_dir``, ``$NFMIX_DATA``, the repository's ``data/``, the installed wheel."""
     candidates = [Path(d) for d in (data_dir, os.environ.get("NFMIX_DATA")) if d] + [REPO_DATA_DIR]
-    try:  # the copy inside an installed wheel
-        from importlib.resources import files
+    # The copy inside an installed wheel. nfmix.datafiles is a namespace package (no __init__.py), so its folder is
+    # its search location: str() of importlib.resources.files() would be "MultiplexedPath(...)", no folder at all.
+    from importlib.util import find_spec
 
-        candidates.append(Path(str(files("nfmix.datafiles"))))
-    except (ModuleNotFoundError, TypeError):
-        pass
+    spec = find_spec("nfmix.datafiles")
+    candidates += [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
     for folder in candidates:
         if (folder / filename).is_file():
             return folder / filename

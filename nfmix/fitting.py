@@ -44,9 +44,6 @@ class FitLoop:
         self.X_tensor = tf.constant(X)
         self.rng = rng
         self.record = FitRecord()
-        # The last weights whose loss was seen finite (validated by the next chunk's first step), and the newest.
-        self.validated = trainer.values()
-        self.latest = self.validated
 
     @property
     def check_every(self) -> int:
@@ -87,56 +84,38 @@ class FitLoop:
 
     # ------------------------------------------------------------------ guards
     def _guard_divergence(self, chunk: np.ndarray) -> None:
-        """Roll back and freeze each live restart whose loss, or whose new weights, are no longer finite."""
+        """Roll back and freeze each live restart whose loss, or whose new weights, are no longer finite.
+
+        The rollback target is the restart's snapshot: its weights at the end of the last chunk whose losses were
+        all finite and whose final weights were finite too (the check costs no copy of the weights).
+        """
         trainer = self.trainer
         live = trainer.active.numpy() > 0
-        values = trainer.values()
-        weights_finite = np.all([np.isfinite(v.reshape(v.shape[0], -1)).all(axis=1) for v in values], axis=0)
-        failed = live & ~(np.isfinite(chunk).all(axis=(0, 1)) & weights_finite)
-        seen_finite = np.isfinite(chunk[:, 0]).all(axis=0)  # its first step saw the previous chunk's weights
-        self.validated = [np.where(_restart_mask(seen_finite, good), latest, good)
-                          for good, latest in zip(self.validated, self.latest)]
+        failed = live & ~(np.isfinite(chunk).all(axis=(0, 1)) & trainer.finite_restarts())
+        if failed.any():
+            trainer.restore(failed)
+            trainer.freeze(np.flatnonzero(failed))
         for r in np.flatnonzero(failed):
-            for v, good in zip(values, self.validated):
-                v[r] = good[r]
             chunk[:, :, r] = np.nan
             self.record.diverged.append({"epoch": self.record.epochs, "restart": int(r)})
             warnings.warn(f"restart {r}: the loss or the weights became NaN/inf by epoch {self.record.epochs}; "
                           f"restored its last weights with a finite loss and stopped it (lower learning_rate="
                           f"{self.est.learning_rate} or rescale X)", RuntimeWarning, stacklevel=4)
-        if failed.any():
-            trainer.set_values(values)
-            trainer.freeze(np.flatnonzero(failed))
-        self.latest = values
+        trainer.take_snapshot(live & ~failed)
 
     def final_losses(self) -> np.ndarray:
-        """Each restart's mean NLL on X at its final weights (inf where it is not finite).
-
-        The last chunk's final update was never evaluated: a restart whose final weights give a non-finite
-        likelihood goes back to its last weights with a finite loss.
-        """
-        values = self.trainer.values()
-        nll = -logsumexp(CompiledDensity.evaluate(self.spec, values, self.X), axis=-1).mean(axis=0)
-        bad = ~np.isfinite(nll) & (self.trainer.active.numpy() > 0)
-        if bad.any():
-            for v, good in zip(values, self.validated):
-                v[bad] = good[bad]
-            self.trainer.set_values(values)
-            for r in np.flatnonzero(bad):
-                self.record.diverged.append({"epoch": self.record.epochs, "restart": int(r)})
-            nll = -logsumexp(CompiledDensity.evaluate(self.spec, values, self.X), axis=-1).mean(axis=0)
-        return np.nan_to_num(nll, nan=np.inf)
+        """Each restart's mean NLL on X at its final weights; inf where that is not finite (never kept then)."""
+        nll = -logsumexp(CompiledDensity.evaluate(self.spec, self.trainer.tensors(), self.X), axis=-1).mean(axis=0)
+        return np.nan_to_num(nll, nan=np.inf, neginf=np.inf)
 
     def _e_step(self) -> np.ndarray:
         """Responsibilities ``[n, R, K]`` and the weights in closed form; re-seeds an emptied component first."""
         self.record.e_steps += 1
         for _ in range(2):
-            values = self.trainer.values()
-            resp = softmax(CompiledDensity.evaluate(self.spec, values, self.X), axis=-1)
+            resp = softmax(CompiledDensity.evaluate(self.spec, self.trainer.tensors(), self.X), axis=-1)
             if self.est.algorithm == "em_hard":
                 resp = np.eye(self.spec.n_components, dtype=np.float32)[resp.argmax(-1)]
-            values[0] = np.log(np.maximum(resp.mean(axis=0), 1e-12))
-            self.trainer.set_values(values)
+            self.trainer.set_logits(np.log(np.maximum(resp.mean(axis=0), 1e-12)))
             if not (self.est.reseed and self._reseed_collapsed()):
                 break
         return resp.astype(np.float32)
@@ -145,14 +124,14 @@ class FitLoop:
         """Move each collapsed component (weight < min_weight) to the data point its restart explains worst."""
         K = self.spec.n_components
         min_weight = self.est.min_weight if self.est.min_weight is not None else 0.1 / K
-        values = self.trainer.values()
-        weights = softmax(values[0], axis=-1)
+        weights = softmax(self.trainer.logits(), axis=-1)
         collapsed = np.argwhere((weights < min_weight) & (self.trainer.active.numpy()[:, None] > 0))
         budget = 2 * K  # per restart, so a hopeless restart cannot loop forever
         reseeds = self.record.reseeds
         collapsed = [(r, k) for r, k in collapsed if sum(e["restart"] == r for e in reseeds) < budget]
         if not collapsed or K == 1:
             return False
+        values = self.trainer.values()
         probe = self.X[self.rng.choice(len(self.X), min(len(self.X), 2048), replace=False)]
         log_density = logsumexp(CompiledDensity.evaluate(self.spec, values, probe), axis=-1)  # [m, R]
         from nfmix.initialise import network_values
@@ -167,8 +146,3 @@ class FitLoop:
             reseeds.append({"epoch": int(self.record.epochs), "restart": int(r), "component": int(k)})
         self.trainer.set_values(values)
         return True
-
-
-def _restart_mask(flags: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """``flags [R]`` broadcast against an ``[R, ...]`` array."""
-    return flags.reshape((-1,) + (1,) * (like.ndim - 1))

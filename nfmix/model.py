@@ -186,19 +186,26 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self : MAFMixture
             The fitted estimator.
         """
+        self._validate_hyperparameters()
+        X = self._validate_training_data(X)
+        self._train(X, check_random_state(self.random_state), callback)
+        # Only now, with the training state released, so that its memory and prediction's do not add up.
+        self.labels_ = self.predict(X)
+        self._warn_about_training()
+        return self
+
+    def _train(self, X, rng, callback) -> None:
+        """Train every restart side by side and keep the best (sets the fitted attributes but ``labels_``)."""
         from nfmix.fitting import FitLoop
         from nfmix.flows import MixtureSpec
         from nfmix.initialise import initial_values
         from nfmix.train import Trainer
 
-        self._validate_hyperparameters()
-        X = self._validate_training_data(X)
-        rng = check_random_state(self.random_state)
         spec = MixtureSpec(int(self.n_init), int(self.n_components), X.shape[1],
                            tuple(int(h) for h in self.hidden_units), int(self.n_blocks), self.activation,
                            bool(self.trainable_base))
-        start = initial_values(spec, X, self.init, float(self.base_scale), rng)
-        trainer = Trainer(spec, start, self.learning_rate, int(self.batch_size), bool(self.jit_compile))
+        trainer = Trainer(spec, initial_values(spec, X, self.init, float(self.base_scale), rng), self.learning_rate,
+                          int(self.batch_size), bool(self.jit_compile))
         loop = FitLoop(self, trainer, X, rng)
 
         def on_check(restart, epoch):
@@ -210,10 +217,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             final_nll = loop.final_losses()
         finally:
             self.__dict__.pop("_live", None)
-        self._keep_best(spec, trainer.values(), final_nll, record)
-        self.labels_ = self.predict(X)
-        self._warn_about_training()
-        return self
+        self._keep_best(spec, trainer, final_nll, record)
 
     def _validate_hyperparameters(self) -> None:
         integral, real = numbers.Integral, numbers.Real
@@ -250,7 +254,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             raise ValueError("every feature of X is constant: there is no spread to fit a density to")
         return X
 
-    def _keep_best(self, spec, values, final_nll, record) -> None:
+    def _keep_best(self, spec, trainer, final_nll, record) -> None:
         """Keep the restart with the best final likelihood: first among those that never diverged."""
         diverged = np.isin(np.arange(spec.n_restarts), [e["restart"] for e in record.diverged])
         finite = np.isfinite(final_nll)
@@ -262,7 +266,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             warnings.warn("every restart diverged; the model keeps the best of their last weights with a finite loss",
                           RuntimeWarning, stacklevel=3)
         best = int(np.argmin(np.where(eligible, final_nll, np.inf)))
-        self.params_ = {name: np.asarray(value[best]) for name, value in zip(spec.names(), values)}
+        self.params_ = dict(zip(spec.names(), trainer.restart_values(best)))
         self._fitted_spec = spec.with_restarts(1)
         self.weights_ = softmax(self.params_["logits"].astype(np.float64))
         self.best_restart_ = best
@@ -294,7 +298,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         live = self.__dict__.get("_live")
         if live is not None:
             trainer, restart = live
-            return trainer.spec.with_restarts(1), [v[restart : restart + 1] for v in trainer.values()]
+            return trainer.spec.with_restarts(1), [v[None] for v in trainer.restart_values(restart)]
         check_is_fitted(self)
         spec = self._fitted_spec
         return spec, [np.asarray(self.params_[name])[None] for name in spec.names()]
@@ -504,7 +508,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
 
 def _check_magnitude(X: np.ndarray) -> None:
-    largest = float(np.abs(X).max())
+    largest = max(abs(float(X.max())), abs(float(X.min())))  # no |X| copy of a large data set
     if largest > MAX_ABS_VALUE:
         raise ValueError(f"X has values up to {largest:.3g}, beyond what float32 density arithmetic holds "
                          f"({MAX_ABS_VALUE:.0e}); rescale X (e.g. StandardScaler)")

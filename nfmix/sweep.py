@@ -290,16 +290,24 @@ def with_variant(tidy: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std over seeds per dataset variant and method, and the metrics of the best-likelihood run."""
+    """Per dataset variant and method: n, mean ± sd [95% interval] over seeds, and the best-likelihood run."""
+    from nfmix.stats import interval
+
     if tidy.empty:
         return pd.DataFrame()
-    tidy = with_variant(tidy)
+    # A baseline is scored once per run, so once per set-up at the same seed: count each seed once.
+    tidy = with_variant(tidy).drop_duplicates(subset=["variant", "method", "seed", *METRICS])
     keys = ["variant", "method"]
-    stats = tidy.groupby(keys)[METRICS].agg(["mean", "std"])
-    summary = pd.DataFrame(index=stats.index)
-    summary["runs"] = tidy.groupby(keys).size()
+    groups = tidy.groupby(keys)
+    summary = pd.DataFrame(index=groups.size().index)
+    summary["n"] = groups.size()
     for metric in METRICS:
-        summary[metric] = [f"{m:.3f} ± {0 if pd.isna(s) else s:.3f}" for m, s in stats[metric].values]
+        cells = []
+        for _, values in groups[metric]:
+            mean, sd, (low, high) = values.mean(), values.std(), interval(values)
+            cells.append(f"{mean:.3f}" + ("" if pd.isna(sd) else f" ± {sd:.3f}")
+                         + ("" if pd.isna(low) else f" [{low:.3f}, {high:.3f}]"))
+        summary[metric] = cells
     if "loss" in tidy:
         with_loss = tidy.dropna(subset=["loss"])
         best = with_loss.loc[with_loss.groupby(keys)["loss"].idxmin()].set_index(keys)
@@ -307,6 +315,20 @@ def summarise(tidy: pd.DataFrame) -> pd.DataFrame:
             summary[f"best-likelihood {metric}"] = best[metric].reindex(summary.index).map(
                 lambda v: "" if pd.isna(v) else f"{v:.3f}")
     return summary.reset_index()
+
+
+def significance(tidy: pd.DataFrame, metric: str = "ari") -> pd.DataFrame:
+    """Each flow set-up against the better of k-means and the GMM on every variant, paired by seed (Wilcoxon)."""
+    from nfmix.stats import against_best_baseline
+
+    if tidy.empty or "method" not in tidy:
+        return pd.DataFrame()
+    tidy = with_variant(tidy)
+    flows = sorted(m for m in tidy["method"].unique() if m.startswith("maf"))
+    tables = [against_best_baseline(tidy, m, metric=metric).rename(columns={m: "flows mean"}).assign(setup=m)
+              for m in flows]
+    tables = [t for t in tables if not t.empty]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -351,6 +373,10 @@ def aggregate(runs: list[dict], sweep_dir: Path) -> pd.DataFrame:
     summary.to_csv(sweep_dir / "summary.csv", index=False)
     markdown = markdown_table(summary) if not summary.empty else "(no finished runs)"
     (sweep_dir / "summary.md").write_text(markdown + "\n")
+    tests = significance(tidy)
+    if not tests.empty:
+        tests.to_csv(sweep_dir / "significance.csv", index=False)
+        (sweep_dir / "significance.md").write_text(markdown_table(tests.round(4)) + "\n")
     print(markdown)
     return summary
 

@@ -76,6 +76,8 @@ class Trainer:
         self.v = tf.Variable(tf.zeros_like(packed), trainable=False, name="adam_v")
         self.step = tf.Variable(tf.zeros(spec.batch_shape), trainable=False, name="adam_step")
         self.active = tf.Variable(tf.ones([spec.n_restarts]), trainable=False, name="active_restarts")
+        # The last trainable weights that were finite at the end of a chunk whose losses were all finite.
+        self.snapshot = tf.Variable(packed, trainable=False, name="last_good_parameters")
 
     def values(self) -> list[np.ndarray]:
         """Every parameter of every restart, as arrays in ``spec.names()`` order."""
@@ -105,6 +107,29 @@ class Trainer:
         else:
             losses = self.loop.em(*args, tf.convert_to_tensor(responsibilities, tf.float32), capacity=capacity)
         return losses.numpy()[:, :n_epochs]
+
+    def logits(self) -> np.ndarray:
+        """The mixture logits ``[R, K]``: the first packed column (logits are always trained, and come first)."""
+        return self.packed[:, :, 0].numpy()
+
+    def set_logits(self, logits) -> None:
+        self.packed[:, :, 0].assign(np.asarray(logits, np.float32))
+
+    def restart_values(self, restart: int) -> list[np.ndarray]:
+        """One restart's parameters, as arrays in ``spec.names()`` order (no copy of the other restarts)."""
+        return [np.asarray(t[restart]) for t in self.tensors()]
+
+    def finite_restarts(self) -> np.ndarray:
+        """Whether each restart's trainable weights are all finite, ``[R]`` (checked without copying them out)."""
+        return tf.reduce_all(tf.math.is_finite(self.packed), axis=[1, 2]).numpy()
+
+    def take_snapshot(self, restarts: np.ndarray) -> None:
+        """Remember the current weights of the restarts flagged ``[R]`` as their last good ones."""
+        self.snapshot.assign(tf.where(restarts[:, None, None], self.packed, self.snapshot))
+
+    def restore(self, restarts: np.ndarray) -> None:
+        """Put the restarts flagged ``[R]`` back to their last good weights."""
+        self.packed.assign(tf.where(restarts[:, None, None], self.snapshot, self.packed))
 
     def reset_component(self, restart: int, component: int) -> None:
         """Fresh Adam moments and step count for one re-seeded (restart, component)."""
@@ -162,6 +187,9 @@ class CompiledDensity(SharedCompiled):
     @classmethod
     def evaluate(cls, spec: MixtureSpec, values, X, batch_size: int = 4096) -> np.ndarray:
         density = cls.get((spec,))
+        # Keep each layer's activations ([flows, width, rows]) near 2^24 floats: image models are wide.
+        width = max(*spec.hidden_units, 2 * spec.n_features)
+        batch_size = int(max(256, min(batch_size, 2**24 // (spec.n_restarts * spec.n_components * width))))
         values = [tf.convert_to_tensor(v, tf.float32) for v in values]
         return batched(lambda x: density.function(values, x), X, batch_size)
 

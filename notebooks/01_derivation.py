@@ -17,7 +17,7 @@
 # %% [markdown]
 # # 01 · Mixtures of masked autoregressive flows, derived and checked
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/nfmix/nfmix/blob/main/notebooks/01_derivation.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/nfmix/nfmix/blob/v0.2.0/notebooks/01_derivation.ipynb)
 #
 # This notebook goes from the change of variables to clustering with a mixture of flows. It covers the masked
 # autoregressive flow (MAF), the mixture's log-likelihood and its gradient, and cluster assignment. Every
@@ -27,7 +27,7 @@
 try:  # Colab: install nfmix (a local checkout already has it through `pip install -e .`)
     import nfmix
 except ModuleNotFoundError:
-    # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix"
+    # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix@v0.2.0"
     import nfmix
 
 # %% tags=["parameters"]
@@ -44,7 +44,7 @@ from nfmix._tf import tf, tfb, tfd
 
 epochs = 30 if smoke else train_epochs
 X, y = load_dataset("moons")
-model = MAFMixture(2, hidden_units=(16,), n_init=4, algorithm="mle", epochs=epochs, random_state=seed).fit(X)
+model = MAFMixture(2, hidden_units=(16,), n_init=4, algorithm="mle", epochs=epochs, random_state=seed).fit(X)  # gradient ML
 flow = model.flow_mixture()  # the fitted parameters as TFP distributions: bases, mixture logits, networks
 
 # %% [markdown]
@@ -156,37 +156,59 @@ plt.show()
 #
 # $$ \mathcal L = \frac1N \sum_n \log \sum_k \exp\big(\log\pi_k + \log p_k(\mathbf x_n)\big). \tag{6}$$
 #
-# Check: (6) matches TFP's `MixtureSameFamily.log_prob`. It also stays finite far from the data, where the
-# naive sum of exponentials underflows to $\log 0$.
+# Check (6) against an independent computation: `nfmix.reference.mixture_like` rebuilds the fitted model as
+# K separate TFP flows (each with its own `tfb.AutoregressiveNetwork`, as the original code had them) in a
+# `tfd.Mixture`. Evaluating (6) from those components' log-densities must give `model.score_samples`. Far from
+# the data, (6) stays finite, where the naive sum of exponentials underflows to $\log 0$.
 
 # %%
-far = np.array([[40.0, -40.0]], np.float32)
-log_joint = np.log(model.predict_proba(np.vstack([X, far]))) + model.score_samples(np.vstack([X, far]))[:, None]
+from nfmix.reference import mixture_like
+
+separate = mixture_like(model)  # K separate TFP MAFs holding the fitted weights
+points = np.vstack([X, [[40.0, -40.0]]]).astype(np.float32)
+log_joint = np.stack([np.log(w) + c.log_prob(points).numpy()  # log pi_k + log p_k(x), component by component
+                      for w, c in zip(model.weights_, separate.components)], axis=1)
 by_lse = np.logaddexp.reduce(log_joint, axis=1)
-by_tfp = model.distribution().log_prob(np.vstack([X, far])).numpy()
 with np.errstate(divide="ignore"):
     naive = np.log(np.exp(log_joint).sum(axis=1))
-print("max |(6) - TFP| on the data:", np.abs(by_lse - by_tfp).max(), "| far point:", by_lse[-1], "naive:", naive[-1])
-assert np.allclose(by_lse, by_tfp, atol=1e-3) and np.isfinite(by_lse[-1]) and np.isinf(naive[-1])
+print("max |(6) from separate flows - score_samples|:", np.abs(by_lse - model.score_samples(points)).max(),
+      "| far point:", by_lse[-1], "naive:", naive[-1])
+assert np.allclose(by_lse, model.score_samples(points), atol=1e-3)
+assert np.isfinite(by_lse[-1]) and np.isinf(naive[-1])
 
 # %% [markdown]
 # ## 4. The gradient: responsibilities appear
 #
-# Differentiating (6) for one point gives a responsibility-weighted sum of the components' gradients:
+# Differentiating (6) for one point with respect to a parameter $\theta$ of the flows (component $k$'s network
+# or base) gives a responsibility-weighted sum of the components' gradients:
 #
 # $$ \nabla_\theta \log p(\mathbf x) = \sum_k r_k(\mathbf x)\, \nabla_\theta \log p_k(\mathbf x),\qquad
 #    r_k(\mathbf x) = \frac{\pi_k p_k(\mathbf x)}{\sum_j \pi_j p_j(\mathbf x)} . \tag{7}$$
 #
-# For the logits the gradient is even simpler:
+# Check (7) on the first network kernel: autodiff of (6), against autodiff of
+# $\frac1N\sum_n\sum_k r_k(\mathbf x_n)\log p_k(\mathbf x_n)$ with the responsibilities held fixed.
+
+# %%
+trainable = model.flow_mixture(trainable=True)  # the same parameters as variables, to differentiate
+kernel = trainable.values[3]  # block 0, layer 0: [1, K, D, H]
+with tf.GradientTape(persistent=True) as tape:
+    mean_log_likelihood = tf.reduce_mean(trainable.log_prob(tf.constant(X)))
+    flow_log_prob = trainable.flow_log_prob(tf.constant(X))  # log p_k(x_n): [N, 1, K]
+    fixed_r = tf.stop_gradient(tf.nn.softmax(tf.math.log_softmax(trainable.logits) + flow_log_prob, axis=-1))
+    weighted_sum = tf.reduce_mean(tf.reduce_sum(fixed_r * flow_log_prob, axis=-1))
+by_autodiff, by_formula = tape.gradient(mean_log_likelihood, kernel), tape.gradient(weighted_sum, kernel)
+print("max |autodiff of (6) - (7)| over the kernel:", tf.reduce_max(tf.abs(by_autodiff - by_formula)).numpy())
+assert np.allclose(by_autodiff, by_formula, atol=1e-5)
+
+# %% [markdown]
+# The logits enter through $\log\pi_k$ instead: (7) holds with $\log p_k$ replaced by $\log(\pi_k p_k)$, and
+# since $\partial\log\pi_j/\partial\ell_k = [j = k] - \pi_k$ the gradient of (6) is
 #
 # $$ \frac{\partial \mathcal L}{\partial \ell_k} = \frac1N\sum_n r_k(\mathbf x_n) - \pi_k . \tag{8}$$
 #
 # Check (8) with autodiff.
 
 # %%
-trainable = model.flow_mixture(trainable=True)  # the same parameters as variables, to differentiate
-with tf.GradientTape() as tape:
-    mean_log_likelihood = tf.reduce_mean(trainable.log_prob(tf.constant(X)))
 autodiff = tape.gradient(mean_log_likelihood, trainable.logits).numpy()[0]
 formula = model.predict_proba(X).mean(axis=0) - model.weights_
 print("autodiff:", autodiff, " (8):", formula)
@@ -199,10 +221,15 @@ assert np.allclose(autodiff, formula, atol=1e-5)
 #
 # $$ \hat k(\mathbf x) = \arg\max_k r_k(\mathbf x) = \arg\max_k \big(\log \pi_k + \log p_k(\mathbf x)\big). \tag{9}$$
 #
-# Setting (8) to zero gives the closed-form weights $\pi_k = \frac1N\sum_n r_k(\mathbf x_n)$. This is the
-# M-step of EM, and `algorithm="em_soft"` (or `"em_hard"`, with $r$ replaced by its arg-max) uses it. That
-# variant alternates these weights with a few gradient epochs on
-# $\sum_n\sum_k r_{nk}\log p_k(\mathbf x_n)$ for the flows.
+# Setting (8) to zero gives the weights in closed form, $\pi_k = \frac1N\sum_n r_k(\mathbf x_n)$. EM builds on this:
+# its E-step computes the responsibilities $r_{nk}$ with the parameters fixed, and its M-step maximises
+# $\sum_n\sum_k r_{nk}\big(\log\pi_k + \log p_k(\mathbf x_n)\big)$. For the weights that maximum is the closed
+# form above; for the flows there is none, so `algorithm="em_soft"` takes a few gradient epochs on
+# $\sum_n\sum_k r_{nk}\log p_k(\mathbf x_n)$ instead, a partial M-step (generalised EM), which still never lowers
+# (6) when the steps are small. `algorithm="em_hard"` replaces $r$ by its arg-max: it maximises the
+# *classification* likelihood $\sum_n \log\big(\pi_{\hat k_n} p_{\hat k_n}(\mathbf x_n)\big)$ over the
+# assignments and the parameters, not (6). `history_["loss"]` always reports (6) (as a mean negative
+# log-likelihood), and the M-step objective is kept apart as `history_["em_objective"]`.
 #
 # Check: responsibilities sum to one and `predict` is their arg-max. The figure colours each point by (9).
 

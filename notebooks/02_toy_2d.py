@@ -17,7 +17,7 @@
 # %% [markdown]
 # # 02 · Clustering 2D shapes with a mixture of flows
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/nfmix/nfmix/blob/main/notebooks/02_toy_2d.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/nfmix/nfmix/blob/v0.2.0/notebooks/02_toy_2d.ipynb)
 #
 # The paper's 2D experiments: fit a mixture of K masked autoregressive flows (K = the number of true labels),
 # watch its density form during training, and compare its clusters with k-means and a Gaussian mixture.
@@ -28,7 +28,7 @@
 try:  # Colab: install nfmix (a local checkout already has it through `pip install -e .`)
     import nfmix
 except ModuleNotFoundError:
-    # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix"
+    # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix@v0.2.0"
     import nfmix
 
 # %% tags=["parameters"]

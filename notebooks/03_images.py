@@ -17,7 +17,7 @@
 # %% [markdown]
 # # 03 · Clustering images with a mixture of flows
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/nfmix/nfmix/blob/main/notebooks/03_images.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/nfmix/nfmix/blob/v0.2.0/notebooks/03_images.ipynb)
 #
 # The paper's image experiments: one flow per class on raw pixels or on 100 principal components. We compare
 # with k-means and a Gaussian mixture, look at where each class lands, and draw samples from each flow.
@@ -27,7 +27,7 @@
 try:  # Colab: install nfmix (a local checkout already has it through `pip install -e .`)
     import nfmix
 except ModuleNotFoundError:
-    # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix"
+    # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix@v0.2.0"
     import nfmix
 
 # %% tags=["parameters"]

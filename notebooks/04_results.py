@@ -17,7 +17,7 @@
 # %% [markdown]
 # # 04 · Results: mixtures of flows against the classic baselines
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/nfmix/nfmix/blob/main/notebooks/04_results.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/nfmix/nfmix/blob/v0.2.0/notebooks/04_results.ipynb)
 #
 # This notebook reads the tables that batch runs write (`python -m nfmix.sweep sweeps/<name>.yaml` ->
 # `results/<name>/runs.csv`) and shows them as the paper does: mean ± std over initialisations, and the run with
@@ -27,31 +27,30 @@
 try:  # Colab: install nfmix (a local checkout already has it through `pip install -e .`)
     import nfmix
 except ModuleNotFoundError:
-    # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix"
+    # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix@v0.2.0"
     import nfmix
 
 # %% tags=["parameters"]
-results_dir: str = "../results"  # the folder that holds one sub-folder per sweep
+results_dir: str = ""  # the folder (or URL) that holds one sub-folder per sweep; "" is the tables shipped with nfmix
 sweeps: str = "toy,images"  # @param {type:"string"} comma-separated sweep names to show
 metric: str = "ari"  # @param ["ari", "nmi", "accuracy", "purity"]
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
 from nfmix.published import published_baselines
 from nfmix.sweep import summarise, with_variant
+from nfmix.tables import results_file
 
 tables = []
 for name in [s.strip() for s in sweeps.split(",") if s.strip()]:
-    path = Path(results_dir) / name / "runs.csv"
-    if path.is_file():
+    path = results_file(name, "runs.csv", results_dir)
+    if path is not None:
         tables.append(pd.read_csv(path).assign(sweep=name))
     else:
-        print(f"{path} not found: run `python -m nfmix.sweep sweeps/{name}.yaml` first")
+        print(f"no {name}/runs.csv in {results_dir or 'nfmix'}: run `python -m nfmix.sweep sweeps/{name}.yaml` first")
 runs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 if not runs.empty:
     runs = with_variant(runs)
@@ -69,8 +68,10 @@ summary
 # %% [markdown]
 # ## Mixture of flows against the baselines, per dataset
 # **What to see:** each bar is a method's mean score over seeds, with the standard deviation as error bar.
-# On the 2D sets, look for the flows beating the GMM where clusters are curved (moons, circles, banana,
-# pinwheel). On images, compare the flows with k-means and the GMM.
+# On the 2D sets, look for the flows beating the GMM where clusters are curved (moons, smile, pinwheel; both
+# separate the two bananas). Circles is the exception: there the flows, k-means and the GMM all split the two
+# rings into left and right halves (ARI about 0), and only the graph-based baselines can follow a ring. On
+# images, compare the flows with k-means and the GMM.
 
 # %%
 if not runs.empty:

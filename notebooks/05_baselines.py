@@ -17,18 +17,20 @@
 # %% [markdown]
 # # 05 · Classic baselines on one dataset: random, k-means, Gaussian mixture
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/nfmix/nfmix/blob/main/notebooks/05_baselines.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/nfmix/nfmix/blob/v0.2.0/notebooks/05_baselines.ipynb)
 #
 # This notebook is the template for the per-dataset baseline notebooks in `notebooks/baselines/`.
-# `python -m nfmix.notebooks generate` writes one per published dataset with its parameters injected, so
-# edit this file, never the copies. Each notebook runs the three baselines the paper published
-# (scikit-learn, `n_init=10`), prints one metric table, and draws where each class lands.
+# `python -m nfmix.notebooks generate` writes one per published dataset, with the dataset as the default of its
+# own `parameters` cell, so edit this file, never the copies.
+#
+# Each notebook runs the three baselines the paper published (scikit-learn, `n_init=10`), prints one metric
+# table, and draws where each class lands.
 
 # %%
 try:  # Colab: install nfmix (a local checkout already has it through `pip install -e .`)
     import nfmix
 except ModuleNotFoundError:
-    # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix"
+    # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix@v0.2.0"
     import nfmix
 
 # %% tags=["parameters"]

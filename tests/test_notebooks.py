@@ -1,6 +1,7 @@
 """The notebooks: pairs in sync, generated copies current, structure, and a papermill smoke run of each."""
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -9,8 +10,10 @@ import papermill
 import pytest
 
 from nfmix.images import DEBIAN_FASHION_MNIST
-from nfmix.notebooks import NOTEBOOKS, generate_baselines, sources, stale_pairs
+from nfmix.data import variant_name
+from nfmix.notebooks import BASELINE_VARIANTS, NOTEBOOKS, generate_baselines, sources, stale_pairs
 
+NOISE_IN_OUTPUTS = re.compile(r"absl::InitializeLog|cuda_platform|\d+%\|")
 needs_fmnist = pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
 
 
@@ -28,7 +31,27 @@ def test_notebook_structure(source):
     assert "import nfmix" in install and "except ModuleNotFoundError" in install and "%pip install" in install
     tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and ": str" in tagged[0].source or ": int" in tagged[0].source
-    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), "commit notebooks unexecuted"
+
+
+@pytest.mark.parametrize("source", sources(), ids=lambda p: p.stem)
+def test_committed_notebooks_carry_their_outputs_tidily(source):
+    """GitHub and the site show what a notebook draws only if its executed outputs are committed."""
+    path = source.with_suffix(".ipynb")
+    notebook = nbformat.read(path, as_version=4)
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert outputs, f"{path.name} has no outputs: run `make notebooks`"
+    if source.stem != "05_baselines":  # the template draws only after its baselines ran, which it did
+        assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} shows no figure"
+    assert path.stat().st_size < 3e6, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
+    streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert not NOISE_IN_OUTPUTS.search(streams), "TensorFlow log lines or progress bars left in the outputs"
+    assert not any(o.output_type == "error" for o in outputs)
+
+
+def test_generated_baseline_notebooks_are_committed_unexecuted():
+    for path in (NOTEBOOKS / "baselines").glob("*.ipynb"):
+        notebook = nbformat.read(path, as_version=4)
+        assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), path.name
 
 
 def _execute(name, tmp_path, **parameters):
@@ -72,13 +95,25 @@ def test_image_notebook_on_real_fashion_mnist_pca(tmp_path):
     assert rows["maf_mixture"]["n_clusters"] >= 2 and rows["kmeans"]["ari"] > 0.2
 
 
-def test_generated_digits_baseline_notebook_runs_as_it_stands(tmp_path):
+@pytest.mark.parametrize("dataset, pca", BASELINE_VARIANTS, ids=lambda v: str(v))
+def test_every_generated_baseline_notebook_runs_its_own_dataset_under_an_extra_parameter(tmp_path, monkeypatch,
+                                                                                        dataset, pca):
+    """papermill's ``-p n_init 1`` must add to the notebook's dataset, never replace it (as an injected cell would)."""
+    monkeypatch.setenv("NFMIX_DOWNLOAD", "0")  # MNIST and CIFAR-10 cannot be fetched here: they must fail loudly
+    variant = variant_name(dataset, pca)
     out_dir = tmp_path / "out"
-    papermill.execute_notebook(NOTEBOOKS / "baselines" / "digits.ipynb", tmp_path / "digits.ipynb",
-                               parameters={"out_dir": str(out_dir), "n_init": 2}, cwd=str(NOTEBOOKS),
-                               kernel_name="python3", progress_bar=False)
-    rows = _by_method(json.loads((out_dir / "metrics.json").read_text()))
-    assert rows["kmeans"]["ari"] > 0.4 > abs(rows["random"]["ari"])
+    run = lambda: papermill.execute_notebook(  # noqa: E731
+        NOTEBOOKS / "baselines" / f"{variant}.ipynb", tmp_path / f"{variant}.ipynb", cwd=str(NOTEBOOKS),
+        parameters={"n_init": 1, "subsample": 300, "out_dir": str(out_dir)}, kernel_name="python3", progress_bar=False)
+    available = dataset == "digits" or (dataset == "fmnist" and DEBIAN_FASHION_MNIST.is_dir())
+    if not available:
+        with pytest.raises(papermill.PapermillExecutionError, match=dataset):
+            run()
+        return
+    run()
+    rows = json.loads((out_dir / "metrics.json").read_text())
+    assert {(row["dataset"], row["pca"]) for row in rows} == {(dataset, pca)}
+    assert _by_method(rows)["kmeans"]["ari"] > abs(_by_method(rows)["random"]["ari"])
 
 
 @needs_fmnist
