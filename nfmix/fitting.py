@@ -54,13 +54,16 @@ class FitLoop:
     def run(self, on_check=None) -> FitRecord:
         """``on_check(restart, epoch)`` is called after each chunk with the restart that is currently best."""
         est, record = self.est, self.record
-        started, previous = time.perf_counter(), np.inf
+        started, previous = time.perf_counter(), None
         with tqdm(total=est.epochs, disable=not est.verbose, desc="epochs", unit="ep") as bar:
             while record.epochs < est.epochs:
                 n_epochs = min(self.check_every, est.epochs - record.epochs)
+                events = len(record.diverged) + len(record.reseeds)
                 responsibilities = self._e_step() if est.algorithm != "mle" else None
+                frozen = self.trainer.active.numpy() == 0
                 chunk = self.trainer.run_epochs(self.X_tensor, n_epochs, seed=int(self.rng.randint(2**31 - 1)),
                                                 responsibilities=responsibilities)
+                chunk[:, :, frozen] = np.nan  # a stopped restart's record ends where it stopped
                 record.epochs += n_epochs
                 bar.update(n_epochs)
                 self._guard_divergence(chunk)
@@ -68,17 +71,20 @@ class FitLoop:
                 record.objective.append(chunk[1])
                 if not self.trainer.active.numpy().any():
                     break
-                if est.reseed and est.algorithm == "mle":
-                    self._reseed_collapsed()
                 current = np.where(self.trainer.active.numpy() > 0, chunk[0, -1], np.inf)
                 best = int(np.argmin(current))
                 bar.set_postfix(loss=f"{current[best]:.4f}")
                 if on_check is not None:
                     on_check(best, record.epochs)
-                if est.tol is not None and previous - current.min() < est.tol:
+                # tol compares the best restart with itself; a divergence or re-seed makes the comparison moot.
+                undisturbed = len(record.diverged) + len(record.reseeds) == events
+                if est.tol is not None and previous is not None and undisturbed and previous[best] - current[best] < est.tol:
                     record.converged = True
                     break
-                previous = current.min()
+                previous = current
+                # Re-seed only while epochs remain to train the new component: never into the kept model.
+                if est.reseed and est.algorithm == "mle" and record.epochs < est.epochs:
+                    self._reseed_collapsed()
         record.seconds = time.perf_counter() - started
         return record
 
@@ -115,7 +121,9 @@ class FitLoop:
             resp = softmax(CompiledDensity.evaluate(self.spec, self.trainer.tensors(), self.X), axis=-1)
             if self.est.algorithm == "em_hard":
                 resp = np.eye(self.spec.n_components, dtype=np.float32)[resp.argmax(-1)]
-            self.trainer.set_logits(np.log(np.maximum(resp.mean(axis=0), 1e-12)))
+            logits = np.log(np.maximum(resp.mean(axis=0), 1e-12))
+            live = self.trainer.active.numpy()[:, None] > 0  # a stopped restart keeps its last good weights
+            self.trainer.set_logits(np.where(live, logits, self.trainer.logits()))
             if not (self.est.reseed and self._reseed_collapsed()):
                 break
         return resp.astype(np.float32)

@@ -97,7 +97,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     history_ : dict
         ``"loss"``: the kept restart's mean negative log-likelihood of the mixture, one value per epoch, each the
         mean over that epoch's minibatches evaluated before their updates (for every algorithm);
-        ``"loss_per_restart"`` the same for all restarts (NaN after a restart diverged); ``"em_objective"``
+        ``"loss_per_restart"`` the same for all restarts (NaN once a restart diverged and stopped); ``"em_objective"``
         (EM only) the M-step objective -mean_n sum_k r_nk log p_k(x_n); ``"reseeds"`` and ``"diverged"``
         (one dict per event, with its epoch); ``"e_steps"``; ``"seconds"`` of training.
     best_restart_ : int
@@ -187,6 +187,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             The fitted estimator.
         """
         self._validate_hyperparameters()
+        self.__dict__.pop("_fitted_spec", None)  # a fit that fails leaves the model unfitted, not half-refitted
         X = self._validate_training_data(X)
         self._train(X, check_random_state(self.random_state), callback)
         # Only now, with the training state released, so that its memory and prediction's do not add up.
@@ -232,6 +233,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             check_scalar(self.min_weight, "min_weight", real, min_val=0, max_val=1, include_boundaries="left")
         if self.tol is not None:
             check_scalar(self.tol, "tol", real, min_val=0)
+        for name in ("min_weight", "tol"):  # check_scalar lets NaN through: comparisons with it are false
+            if getattr(self, name) is not None and not np.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite or None; got {getattr(self, name)!r}")
         if self.check_every is not None:
             check_scalar(self.check_every, "check_every", integral, min_val=1)
         for name, options in (("algorithm", ALGORITHMS), ("init", INITS), ("activation", ACTIVATION_NAMES)):
@@ -502,9 +506,13 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return model
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: the base may hand back the live __dict__ itself
         state.pop("_live", None)  # a model pickled inside a fit callback drops the training state
         return state
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted once a fit has finished (``n_features_in_`` alone is set as soon as a fit starts)."""
+        return hasattr(self, "_fitted_spec")
 
 
 def _check_magnitude(X: np.ndarray) -> None:

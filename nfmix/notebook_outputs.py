@@ -36,6 +36,8 @@ def tidy_outputs(notebook) -> None:
     for cell in notebook.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if not cell.metadata.get("tags"):  # papermill tags every cell []; jupytext would copy that into the .py
+            cell.metadata.pop("tags", None)
         if cell.cell_type != "code":
             continue
         kept = []
@@ -68,7 +70,8 @@ def execute(name: str, timeout: int = 3600) -> Path:
 
 def record_execution(readme: Path = README) -> str:
     """Write the date and commit of this execution between the README's ``<!-- executed -->`` marks."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+    # "-dirty" when the executed sources were not committed yet (they usually are not: they go in the next commit).
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                             cwd=NOTEBOOKS.parent).stdout.strip() or "unknown"
     note = f"Last executed on {datetime.date.today().isoformat()} from commit `{commit}` by `make notebooks`."
     text = readme.read_text()

@@ -56,6 +56,9 @@ def save(path, params: dict, fitted: dict, arrays: dict, version: str) -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"cannot save a model to {path}: it is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()) and not _is_saved_model(path):
+        raise ValueError(f"cannot save a model to {path}: the folder holds other files (only a saved model, or an "
+                         "empty folder, is replaced)")
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "nfmix_version": version,
               "params": {name: encode(value, name) for name, value in params.items()}, "fitted": fitted}
     text = json.dumps(config, indent=1)  # fails here, before anything is written, if something is not JSON
@@ -75,8 +78,18 @@ def save(path, params: dict, fitted: dict, arrays: dict, version: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _is_saved_model(path: Path) -> bool:
+    try:
+        return json.loads((path / CONFIG_FILE).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def load(path) -> tuple[dict, dict, dict]:
-    """``(params, fitted, arrays)`` from a folder written by :func:`save`; a ValueError says what is wrong."""
+    """``(params, fitted, arrays)`` from a folder written by :func:`save`.
+
+    A missing file gives FileNotFoundError, anything else wrong a ValueError; both name the file and the problem.
+    """
     path = Path(path)
     config_file, arrays_file = path / CONFIG_FILE, path / ARRAYS_FILE
     if not config_file.is_file():

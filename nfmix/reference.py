@@ -12,10 +12,10 @@ import numpy as np
 from nfmix._tf import tf, tfb, tfd
 
 
-def _flow(n_features, hidden_units, weights_per_block=None):
+def _flow(n_features, hidden_units, weights_per_block=None, activation="tanh"):
     steps = []
     for index in range(len(weights_per_block) if weights_per_block else 1):
-        network = tfb.AutoregressiveNetwork(params=2, hidden_units=list(hidden_units), activation="tanh",
+        network = tfb.AutoregressiveNetwork(params=2, hidden_units=list(hidden_units), activation=activation,
                                             event_shape=[n_features])
         network(tf.zeros([1, n_features]))
         if weights_per_block:
@@ -52,7 +52,8 @@ def mixture_like(model) -> tfd.Mixture:
             biases = [params[f"made_{b}/bias_{i}"][k] for i in range(spec.n_layers)]
             blocks.append([w for pair in zip(kernels, biases) for w in pair])
         base = tfd.MultivariateNormalDiag(params["loc"][k], params["scale"][k])
-        components.append(tfd.TransformedDistribution(base, _flow(spec.n_features, spec.hidden_units, blocks)))
+        flow = _flow(spec.n_features, spec.hidden_units, blocks, spec.activation)
+        components.append(tfd.TransformedDistribution(base, flow))
     return tfd.Mixture(tfd.Categorical(logits=params["logits"]), components)
 
 

@@ -190,6 +190,7 @@ class CompiledDensity(SharedCompiled):
         # Keep each layer's activations ([flows, width, rows]) near 2^24 floats: image models are wide.
         width = max(*spec.hidden_units, 2 * spec.n_features)
         batch_size = int(max(256, min(batch_size, 2**24 // (spec.n_restarts * spec.n_components * width))))
+        batch_size -= batch_size % ROW_BLOCK
         values = [tf.convert_to_tensor(v, tf.float32) for v in values]
         return batched(lambda x: density.function(values, x), X, batch_size)
 
@@ -278,8 +279,20 @@ class CompiledLoop(SharedCompiled):
         return (values, m, v, step), tf.stack([summed_nll, summed])
 
 
+ROW_BLOCK = 64  # batches are padded to a multiple of this many rows
+
+
 def batched(compiled_fn, X, batch_size: int = 4096) -> np.ndarray:
-    """Apply a compiled ``x [B, D] -> [B, ...]`` function to every row, batch by batch, and stack the results."""
+    """Apply a compiled ``x [B, D] -> [B, ...]`` function to every row, batch by batch, and stack the results.
+
+    A batch whose size is not a multiple of :data:`ROW_BLOCK` is padded (and the padding dropped): the CPU
+    matmul kernels round the last few columns of a block differently, and a row's result must not depend on
+    where in the batch it sits (scikit-learn checks that order and subsets give the same scores).
+    """
     X = np.asarray(X, np.float32)
-    parts = [compiled_fn(tf.constant(X[i : i + batch_size])).numpy() for i in range(0, len(X), batch_size)]
+    parts = []
+    for start in range(0, len(X), batch_size):
+        rows = X[start : start + batch_size]
+        padded = np.pad(rows, [(0, -len(rows) % ROW_BLOCK), (0, 0)])
+        parts.append(compiled_fn(tf.constant(padded)).numpy()[: len(rows)])
     return np.concatenate(parts)

@@ -34,6 +34,7 @@ except ModuleNotFoundError:
 dataset: str = "digits"  # @param ["digits", "fmnist", "mnist", "mnist5", "cifar10"]
 pca: int = 0  # @param {type:"integer"} principal components (the paper: 100); 0 keeps raw pixels
 subsample: int = 0  # @param {type:"integer"} rows to keep (0: all)
+subsample_seed: int = 0  # @param {type:"integer"} which rows (and the PCA's seed): fixed, so model seeds compare on the same data
 preset: str = "nfmix"  # @param ["nfmix", "paper"]
 epochs: int = 0  # @param {type:"integer"} 0 keeps the preset's (10)
 n_init: int = 0  # @param {type:"integer"} 0 keeps the preset's
@@ -71,8 +72,8 @@ if smoke:
     settings.update(epochs=2, n_init=min(settings["n_init"], 2), hidden_units=(32,))
 variant = variant_name(dataset, pca)
 run_dir = run_folder(out_dir, "03_images", variant)
-pixels, y = load_dataset(dataset, data_dir=data_dir or None, subsample=subsample or None, seed=seed)
-X, projection = pca_project(pixels, pca, seed=seed) if pca else (pixels, None)
+pixels, y = load_dataset(dataset, data_dir=data_dir or None, subsample=subsample or None, seed=subsample_seed)
+X, projection = pca_project(pixels, pca, seed=subsample_seed) if pca else (pixels, None)
 n_clusters = len(np.unique(y))
 print(f"{variant}: {X.shape[0]} images, {X.shape[1]} features, {n_clusters} classes; settings: {settings}")
 
@@ -130,6 +131,7 @@ plots.savefig(fig, "samples.png", run_dir)
 plt.show()
 
 # %%
-record_metrics(rows, run_dir, dataset=dataset, pca=pca, subsample=subsample, preset=preset, notebook="03_images",
+record_metrics(rows, run_dir, dataset=dataset, pca=pca, subsample=subsample, subsample_seed=subsample_seed,
+               preset=preset, notebook="03_images",
                epochs=settings["epochs"], n_init=settings["n_init"], algorithm=settings["algorithm"],
                init=settings["init"], hidden_units=list(settings["hidden_units"]))

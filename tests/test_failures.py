@@ -56,10 +56,10 @@ def test_a_learning_rate_that_is_not_positive_is_refused(moons, learning_rate):
     ({"init": "kmeans"}, 1e-4),  # data far smaller than the flows' scale
 ])
 def test_a_loss_that_rises_over_training_is_a_warning(moons, settings, X_scale):
-    model = MAFMixture(2, **{**OLD, "epochs": 300, **settings}, random_state=0)
+    model = MAFMixture(2, **{**OLD, "epochs": 300, **settings}, tol=1e-9, random_state=0)
     with pytest.warns(RuntimeWarning, match="rose over training"):
         model.fit(moons * X_scale)
-    assert not model.converged_
+    assert not model.converged_  # tol stopped it, but a rising loss is no convergence
 
 
 def test_constant_data_is_refused_before_fitting():
@@ -107,11 +107,31 @@ def test_a_fitted_model_pickles_and_deep_copies_after_predicting(moons):
         np.testing.assert_array_equal(restored.predict_proba(moons), expected)
 
 
-def test_a_model_pickles_inside_its_fit_callback(moons):
+def test_a_model_pickles_inside_its_fit_callback_and_still_predicts(moons):
     pickled = []
-    MAFMixture(2, **OLD, epochs=20, check_every=10, random_state=0).fit(
-        moons, callback=lambda model, epoch: pickled.append(pickle.dumps(model)))
+
+    def callback(model, epoch):
+        pickled.append(pickle.dumps(model))
+        assert model.predict(moons[:5]).shape == (5,)  # pickling must not drop the live training state
+
+    MAFMixture(2, **OLD, epochs=20, check_every=10, random_state=0).fit(moons, callback=callback)
     assert len(pickled) == 2
+
+
+def test_a_fit_that_fails_leaves_the_model_unfitted(moons):
+    from sklearn.exceptions import NotFittedError
+
+    model = MAFMixture(2, **OLD, epochs=5, random_state=0).fit(moons)
+    with pytest.raises(ValueError):
+        model.fit(np.ones((50, 2)))  # refused: no spread
+    with pytest.raises(NotFittedError):
+        model.predict(moons)
+
+
+@pytest.mark.parametrize("name", ["tol", "min_weight"])
+def test_a_nan_tolerance_or_weight_floor_is_refused(moons, name):
+    with pytest.raises(ValueError, match=f"{name} must be finite"):
+        MAFMixture(2, **{name: float("nan")}).fit(moons)
 
 
 def test_four_threads_fit_models_of_one_architecture_at_once(moons):

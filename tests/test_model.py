@@ -94,14 +94,28 @@ def test_save_keeps_numpy_and_random_state_parameters(moons, tmp_path):
     assert restored.randint(1000) == np.random.RandomState(3).randint(1000)
 
 
-def test_save_is_atomic_and_overwrites_a_model_in_place(fitted, tmp_path):
+def test_save_is_atomic_and_overwrites_only_a_saved_model(fitted, tmp_path, monkeypatch):
     fitted.save(tmp_path / "model")
     fitted.set_params(tol=0.5).save(tmp_path / "model")  # replacing an existing model
     assert MAFMixture.load(tmp_path / "model").tol == 0.5
     with pytest.raises(TypeError, match="cannot save parameter random_state"):
         fitted.set_params(random_state=object()).save(tmp_path / "broken")
     fitted.set_params(random_state=0, tol=None)
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        fitted.save(tmp_path / "model")
+    monkeypatch.undo()
+    assert MAFMixture.load(tmp_path / "model").tol == 0.5  # the old model survived the failed save
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # nothing half-written left behind
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="holds other files"):
+        fitted.save(tmp_path / "notes")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -232,6 +246,14 @@ def test_a_nan_restart_is_restored_frozen_and_reported(moons):
         model.fit(X, callback=_poison(0, 10))
     assert model.history_["diverged"] == [{"epoch": 20, "restart": 0}]
     assert model.best_restart_ == 1 and np.isfinite(model.score_samples(X)).all()
+    per_restart = np.asarray(model.history_["loss_per_restart"])
+    assert np.isnan(per_restart[10:, 0]).all() and np.isfinite(per_restart[:10, 0]).all()
+
+
+def test_no_component_is_reseeded_into_the_kept_model(moons):
+    X, _ = moons
+    model = MAFMixture(2, min_weight=0.6, **{**SMALL, "n_init": 1}, random_state=0).fit(X)
+    assert model.history_["reseeds"] and all(e["epoch"] < model.n_iter_ for e in model.history_["reseeds"])
 
 
 def test_collapsed_components_are_reseeded_and_recorded(moons):

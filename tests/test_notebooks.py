@@ -30,7 +30,7 @@ def test_notebook_structure(source):
     install = notebook.cells[1].source
     assert "import nfmix" in install and "except ModuleNotFoundError" in install and "%pip install" in install
     tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1 and ": str" in tagged[0].source or ": int" in tagged[0].source
+    assert len(tagged) == 1 and (": str" in tagged[0].source or ": int" in tagged[0].source)
 
 
 @pytest.mark.parametrize("source", sources(), ids=lambda p: p.stem)

@@ -55,7 +55,8 @@ def test_sweep_runs_in_parallel_resumes_and_aggregates(sweep_file, tmp_path):
 
     tidy = pd.read_csv(results / "small" / "runs.csv")
     assert set(tidy["dataset"]) == {"moons", "circles"} and set(tidy["seed"]) == {0, 1}
-    assert set(tidy["method"]) == {"maf_mixture (nfmix)", "random", "kmeans", "gmm"} and len(tidy) == 16
+    methods = {"maf_mixture (nfmix)", "random", "kmeans", "gmm", "spectral", "ward", "hdbscan"}
+    assert set(tidy["method"]) == methods and len(tidy) == 4 * len(methods)
     mixture = tidy[tidy["method"] == "maf_mixture (nfmix)"]
     random = tidy[tidy["method"] == "random"]
     assert mixture["ari"].mean() > random["ari"].mean() + 0.05  # even a 60-epoch run beats random labels
