@@ -16,53 +16,66 @@ BASELINES = ("random", "kmeans", "gmm")
 GRAPH_BASELINES = ("spectral", "ward", "hdbscan")
 
 
-def baseline_labels(method: str, X, n_clusters: int, seed: int = 0, n_init: int = 10) -> np.ndarray:
-    """Cluster labels of one baseline, seeded."""
+def baseline_estimator(method: str, n_clusters: int, seed: int = 0, n_init: int = 10):
+    """The scikit-learn estimator behind a baseline, unfitted (None for random labels)."""
+    from sklearn.cluster import HDBSCAN, AgglomerativeClustering, KMeans, SpectralClustering
+    from sklearn.mixture import GaussianMixture
+
+    estimators = {
+        "random": lambda: None,
+        "kmeans": lambda: KMeans(n_clusters, n_init=n_init, random_state=seed),
+        "gmm": lambda: GaussianMixture(n_clusters, n_init=n_init, random_state=seed),
+        # scikit-learn's k-NN affinity (10 neighbours), k-means on the embedding
+        "spectral": lambda: SpectralClustering(n_clusters, affinity="nearest_neighbors", n_init=n_init,
+                                               random_state=seed),
+        "ward": lambda: AgglomerativeClustering(n_clusters, linkage="ward"),
+        # takes no K; its noise points (label -1) count as one more cluster in the metrics. copy: leave X as it
+        # was (the default changes in scikit-learn 1.10)
+        "hdbscan": lambda: HDBSCAN(copy=True),
+    }
+    if method not in estimators:
+        raise ValueError(f"unknown baseline {method!r}; known: {', '.join(BASELINES + GRAPH_BASELINES)}")
+    return estimators[method]()
+
+
+def fit_baseline(method: str, X, n_clusters: int, seed: int = 0, n_init: int = 10):
+    """``(labels, fitted estimator)`` of one baseline, seeded (the estimator is None for random labels)."""
     X = check_array(X)
     if len(X) < n_clusters:
         raise ValueError(f"X has {len(X)} rows, fewer than n_clusters={n_clusters}")
-    if method == "random":
-        return np.random.RandomState(seed).randint(n_clusters, size=len(X))
-    if method == "kmeans":
-        from sklearn.cluster import KMeans
+    estimator = baseline_estimator(method, n_clusters, seed, n_init)
+    if estimator is None:
+        return np.random.RandomState(seed).randint(n_clusters, size=len(X)), None
+    return estimator.fit_predict(X), estimator
 
-        return KMeans(n_clusters, n_init=n_init, random_state=seed).fit_predict(X)
-    if method == "gmm":
-        from sklearn.mixture import GaussianMixture
 
-        return GaussianMixture(n_clusters, n_init=n_init, random_state=seed).fit(X).predict(X)
-    if method == "spectral":  # scikit-learn's k-NN affinity (10 neighbours), k-means on the embedding
-        from sklearn.cluster import SpectralClustering
-
-        return SpectralClustering(n_clusters, affinity="nearest_neighbors", n_init=n_init,
-                                  random_state=seed).fit_predict(X)
-    if method == "ward":
-        from sklearn.cluster import AgglomerativeClustering
-
-        return AgglomerativeClustering(n_clusters, linkage="ward").fit_predict(X)
-    if method == "hdbscan":  # takes no K; its noise points (label -1) count as one more cluster in the metrics
-        from sklearn.cluster import HDBSCAN
-
-        return HDBSCAN(copy=True).fit_predict(X)  # copy: leave X as it was (the default changes in 1.10)
-    raise ValueError(f"unknown baseline {method!r}; known: {', '.join(BASELINES + GRAPH_BASELINES)}")
+def baseline_labels(method: str, X, n_clusters: int, seed: int = 0, n_init: int = 10) -> np.ndarray:
+    """Cluster labels of one baseline, seeded."""
+    return fit_baseline(method, X, n_clusters, seed, n_init)[0]
 
 
 def run_baseline(method: str, X, y, seed: int = 0, n_init: int = 10, n_clusters: int | None = None, **extra):
-    """Run one baseline; returns ``(labels, metric row)``; the row also records the method, seed and seconds."""
+    """Run one baseline; returns ``(labels, metric row, fitted estimator)``; the row also records the seconds."""
     n_clusters = n_clusters or len(np.unique(y))
     started = time.perf_counter()
-    labels = baseline_labels(method, X, n_clusters, seed=seed, n_init=n_init)
+    labels, estimator = fit_baseline(method, X, n_clusters, seed=seed, n_init=n_init)
     row = clustering_scores(y, labels, **extra, method=method, seed=seed)
     row["seconds"] = time.perf_counter() - started
-    return labels, row
+    return labels, row, estimator
 
 
-def run_baselines(X, y, seed: int = 0, n_init: int | dict = 10, methods=BASELINES, **extra):
-    """All baselines; returns ``({method: labels}, [metric rows])``. ``n_init`` may be a dict per method."""
+def run_baselines(X, y, seed: int = 0, n_init: int | dict = 10, methods=BASELINES, models: dict | None = None,
+                  **extra):
+    """All baselines; returns ``({method: labels}, [metric rows])``. ``n_init`` may be a dict per method.
+
+    Pass a dict as ``models`` to get the fitted estimators too (e.g. the GMM, to draw its density).
+    """
     labels, rows = {}, []
     for method in methods:
         restarts = n_init.get(method, 10) if isinstance(n_init, dict) else n_init
-        labels[method], row = run_baseline(method, X, y, seed=seed, n_init=restarts, **extra)
+        labels[method], row, estimator = run_baseline(method, X, y, seed=seed, n_init=restarts, **extra)
+        if models is not None:
+            models[method] = estimator
         row["n_init"] = restarts if method in ("kmeans", "gmm", "spectral") else None  # the others take none
         rows.append(row)
     return labels, rows
