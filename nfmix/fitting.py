@@ -16,6 +16,7 @@ from scipy.special import logsumexp, softmax
 from tqdm.auto import tqdm
 
 from nfmix._tf import tf
+from nfmix.initialise import network_values
 from nfmix.train import CompiledDensity, Trainer
 
 
@@ -142,8 +143,6 @@ class FitLoop:
         values = self.trainer.values()
         probe = self.X[self.rng.choice(len(self.X), min(len(self.X), 2048), replace=False)]
         log_density = logsumexp(CompiledDensity.evaluate(self.spec, values, probe), axis=-1)  # [m, R]
-        from nfmix.initialise import network_values
-
         fresh = network_values(self.spec, self.rng)
         for r, k in collapsed:
             values[1][r, k] = probe[np.argmin(log_density[:, r])]

@@ -4,8 +4,8 @@
                                          # rewrite notebooks/baselines/*.ipynb from the template
     python -m nfmix.notebooks check      # exit 1, naming the files, when a pair or a generated notebook drifted
 
-The ``.py`` half (jupytext percent format) is the source. The ``.ipynb`` half is what Colab opens. Committed
-notebooks carry no outputs; executed copies go elsewhere (``outputs/``, ``results/``).
+The ``.py`` half (jupytext percent format) is the source. The ``.ipynb`` half is what Colab opens; the top-level
+ones are committed executed (``python -m nfmix.notebook_outputs``), the generated baseline copies unexecuted.
 
 The project's address lives in one place, ``[project.urls] Repository`` in pyproject.toml. Each notebook's first
 cell (its Colab badge) and second (its install cell) are generated from it and from ``nfmix.__version__``: both

@@ -360,3 +360,10 @@ def test_a_run_that_overrides_the_algorithm_is_named_as_its_own_set_up():
     assert setup_name("paper", "2d", "em_soft") == "paper+em_soft"
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
         setup_name("fast", "images")
+
+
+def test_the_estimator_accepts_exactly_the_activations_the_flows_know():
+    from nfmix.flows import ACTIVATIONS
+    from nfmix.model import ACTIVATION_NAMES  # kept apart so that nfmix.model imports no TensorFlow
+
+    assert set(ACTIVATION_NAMES) == set(ACTIVATIONS)
