@@ -20,9 +20,13 @@ NFMIX_2D = dict(PAPER_2D, n_init=10, init="kmeans", learning_rate=1e-2, algorith
 # hard EM gave 0.31 there.
 NFMIX_IMAGES = dict(PAPER_IMAGES, n_init=3, init="kmeans", reseed=True)
 
+# A UMAP embedding of images (nfmix.embedding, notebook 06): the 2D set-up, with 300 epochs (70,000 points give
+# 18 minibatches an epoch). See README, "Clustering in a UMAP embedding", for the collapse study behind it.
+NFMIX_EMBEDDING = dict(NFMIX_2D, epochs=300, algorithm="mle")
+KINDS = ("2d", "images", "embedding")
 PRESETS = {
-    "paper": {"2d": PAPER_2D, "images": PAPER_IMAGES},
-    "nfmix": {"2d": NFMIX_2D, "images": NFMIX_IMAGES},
+    "paper": {"2d": PAPER_2D, "images": PAPER_IMAGES, "embedding": PAPER_2D},
+    "nfmix": {"2d": NFMIX_2D, "images": NFMIX_IMAGES, "embedding": NFMIX_EMBEDDING},
 }
 
 
@@ -33,12 +37,12 @@ def _preset(name: str) -> dict:
 
 
 def settings(preset: str, kind: str, random_state=None, verbose: int = 0, **overrides) -> dict:
-    """A preset's keyword arguments for ``kind`` ("2d" or "images"), with every override that is not ``None``.
+    """A preset's keyword arguments for ``kind`` ("2d", "images" or "embedding"), with every override but ``None``.
 
     ``None`` keeps the preset's value; any other value, 0, ``False`` and ``""`` included, replaces it.
     """
-    if kind not in ("2d", "images"):
-        raise ValueError(f"kind must be '2d' or 'images'; got {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}")
     chosen = {name: value for name, value in overrides.items() if value is not None}
     return {**_preset(preset)[kind], **chosen, "random_state": random_state, "verbose": verbose}
 

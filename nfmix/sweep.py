@@ -282,10 +282,13 @@ def collect(runs: list[dict]) -> pd.DataFrame:
 
 
 def with_variant(tidy: pd.DataFrame) -> pd.DataFrame:
-    """A copy with ``pca`` filled (0 for raw data) and a ``variant`` column named by :func:`variant_name`."""
+    """A copy with ``pca`` filled (0 for raw data) and a ``variant`` column: a run's own where it named one
+    (an embedding), else :func:`variant_name`'s."""
     tidy = tidy.copy()
     tidy["pca"] = tidy.get("pca", pd.Series(0, index=tidy.index)).fillna(0).astype(int)
-    tidy["variant"] = [variant_name(d, p) for d, p in zip(tidy["dataset"], tidy["pca"])]
+    named = tidy.get("variant", pd.Series(None, index=tidy.index, dtype=object))
+    tidy["variant"] = [v if isinstance(v, str) and v else variant_name(d, p)
+                       for v, d, p in zip(named, tidy["dataset"], tidy["pca"])]
     return tidy
 
 

@@ -133,3 +133,11 @@ def test_results_notebook_renders_a_sweep_table(tmp_path):
                                progress_bar=False)
     text = executed.read_text()
     assert "maf_mixture (nfmix)" in text and "moons" in text
+
+
+def test_embedding_notebook_on_digits(tmp_path, monkeypatch):
+    pytest.importorskip("umap")
+    monkeypatch.setenv("NFMIX_CACHE", str(tmp_path / "cache"))  # papermill's kernel inherits it
+    rows = _by_method(_execute("06_embedding", tmp_path, dataset="digits", smoke=True))
+    assert rows["kmeans"]["ari"] > 0.5 and rows["maf_mixture"]["n_clusters"] >= 2
+    assert {"embedding_clusters.png", "flow_density.png", "contingency.png"} <= {p.name for p in (tmp_path / "out").iterdir()}
