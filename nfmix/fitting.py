@@ -37,8 +37,11 @@ class FitRecord:
 class FitLoop:
     """Trains every restart of one fit to the end of its budget, a stopping rule, or the last live restart."""
 
-    def __init__(self, estimator, trainer: Trainer, X: np.ndarray, rng: np.random.RandomState):
+    def __init__(self, estimator, trainer: Trainer, X: np.ndarray, rng: np.random.RandomState,
+                 partition: np.ndarray | None = None, init_epochs: int = 0):
         self.est = estimator
+        self.partition = partition  # [R, n] starting labels, learnt as fixed hard responsibilities at first
+        self.init_epochs = init_epochs if partition is not None else 0
         self.trainer = trainer
         self.spec = trainer.spec
         self.X = X
@@ -58,9 +61,14 @@ class FitLoop:
         started, previous = time.perf_counter(), None
         with tqdm(total=est.epochs, disable=not est.verbose, desc="epochs", unit="ep") as bar:
             while record.epochs < est.epochs:
-                n_epochs = min(self.check_every, est.epochs - record.epochs)
+                warming_up = record.epochs < self.init_epochs
+                end = self.init_epochs if warming_up else est.epochs
+                n_epochs = min(self.check_every, end - record.epochs)
                 events = len(record.diverged) + len(record.reseeds)
-                responsibilities = self._e_step() if est.algorithm != "mle" else None
+                if warming_up:
+                    responsibilities = self._start_responsibilities()
+                else:
+                    responsibilities = self._e_step() if est.algorithm != "mle" else None
                 frozen = self.trainer.active.numpy() == 0
                 chunk = self.trainer.run_epochs(self.X_tensor, n_epochs, seed=int(self.rng.randint(2**31 - 1)),
                                                 responsibilities=responsibilities)
@@ -78,13 +86,14 @@ class FitLoop:
                 if on_check is not None:
                     on_check(best, record.epochs)
                 # tol compares the best restart with itself; a divergence or re-seed makes the comparison moot.
-                undisturbed = len(record.diverged) + len(record.reseeds) == events
+                # The warm-up on a fixed partition is another objective: tol starts with the chosen algorithm.
+                undisturbed = len(record.diverged) + len(record.reseeds) == events and not warming_up
                 if est.tol is not None and previous is not None and undisturbed and previous[best] - current[best] < est.tol:
                     record.converged = True
                     break
                 previous = current
                 # Re-seed only while epochs remain to train the new component: never into the kept model.
-                if est.reseed and est.algorithm == "mle" and record.epochs < est.epochs:
+                if est.reseed and est.algorithm == "mle" and self.init_epochs <= record.epochs < est.epochs:
                     self._reseed_collapsed()
         record.seconds = time.perf_counter() - started
         return record
@@ -114,6 +123,12 @@ class FitLoop:
         """Each restart's mean NLL on X at its final weights; inf where that is not finite (never kept then)."""
         nll = -logsumexp(CompiledDensity.evaluate(self.spec, self.trainer.tensors(), self.X), axis=-1).mean(axis=0)
         return np.nan_to_num(nll, nan=np.inf, neginf=np.inf)
+
+    def _start_responsibilities(self) -> np.ndarray:
+        """The starting partition as hard responsibilities ``[n, R, K]`` (built once; the logits are its proportions)."""
+        if not hasattr(self, "_start"):
+            self._start = np.eye(self.spec.n_components, dtype=np.float32)[self.partition.T]
+        return self._start
 
     def _e_step(self) -> np.ndarray:
         """Responsibilities ``[n, R, K]`` and the weights in closed form; re-seeds an emptied component first."""

@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from nfmix import persistence, presets
 
 ALGORITHMS = ("mle", "em_soft", "em_hard")
-INITS = ("random", "kmeans")
+INITS = ("random", "kmeans", "spectral")
 ACTIVATION_NAMES = ("tanh", "relu", "elu", "gelu", "sigmoid")
 MAX_ABS_VALUE = 1e15  # beyond this, squares in float32 density arithmetic overflow
 
@@ -47,10 +47,18 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Hidden activation of the networks.
     n_init : int, default=10
         Restarts trained side by side; the one with the best final log-likelihood is kept.
-    init : {"kmeans", "random"}, default="kmeans"
+    init : {"kmeans", "random", "spectral"} or array-like of shape (n_samples,), default="kmeans"
         "kmeans": each restart runs its own k-means and starts each base Gaussian at a centroid, with the
         cluster's per-feature spread (floored at 0.3 x the mean feature std) and proportion. "random": the
-        paper's, base locations uniform in [0, 1)^D with scale ``base_scale`` and equal weights.
+        paper's, base locations uniform in [0, 1)^D with scale ``base_scale`` and equal weights. "spectral": each
+        restart's own spectral clustering on the 10-nearest-neighbour graph gives a partition, which places the
+        bases as k-means' does and which the flows first learn (``init_epochs``); for sets of thousands of rows.
+        An array of labels in ``[0, n_components)`` is every restart's starting partition (used like "spectral").
+    init_epochs : int or None, default=None
+        Epochs at the start in which each flow trains on its starting cluster alone (the partition of ``init``
+        held fixed, with the weights at its proportions); the chosen ``algorithm`` trains the rest of ``epochs``.
+        None means ``epochs // 4`` for "spectral" and label arrays, and 0 (bases only) for "kmeans" and
+        "random"; "random" has no partition, so it takes only 0.
     algorithm : {"em_hard", "em_soft", "mle"}, default="em_hard"
         "mle": gradient ascent on the log-likelihood (the paper's). "em_soft" / "em_hard": an E-step every
         ``m_step_epochs`` epochs sets the responsibilities (or their arg-max) and the weights in closed form;
@@ -123,7 +131,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     """
 
     def __init__(self, n_components=2, *, hidden_units=(10,), n_blocks=1, activation="tanh", n_init=10,
-                 init="kmeans", algorithm="em_hard", epochs=2000, batch_size=4000, learning_rate=1e-2,
+                 init="kmeans", init_epochs=None, algorithm="em_hard", epochs=2000, batch_size=4000, learning_rate=1e-2,
                  m_step_epochs=5, base_scale=0.1, trainable_base=False, reseed=True, min_weight=None, tol=None,
                  check_every=None, jit_compile=True, random_state=None, verbose=0):
         self.n_components = n_components
@@ -132,6 +140,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.activation = activation
         self.n_init = n_init
         self.init = init
+        self.init_epochs = init_epochs
         self.algorithm = algorithm
         self.epochs = epochs
         self.batch_size = batch_size
@@ -199,15 +208,15 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         """Train every restart side by side and keep the best (sets the fitted attributes but ``labels_``)."""
         from nfmix.fitting import FitLoop
         from nfmix.flows import MixtureSpec
-        from nfmix.initialise import initial_values
+        from nfmix.initialise import initial_state
         from nfmix.train import Trainer
 
         spec = MixtureSpec(int(self.n_init), int(self.n_components), X.shape[1],
                            tuple(int(h) for h in self.hidden_units), int(self.n_blocks), self.activation,
                            bool(self.trainable_base))
-        trainer = Trainer(spec, initial_values(spec, X, self.init, float(self.base_scale), rng), self.learning_rate,
-                          int(self.batch_size), bool(self.jit_compile))
-        loop = FitLoop(self, trainer, X, rng)
+        values, partition = initial_state(spec, X, self.init, float(self.base_scale), rng)
+        trainer = Trainer(spec, values, self.learning_rate, int(self.batch_size), bool(self.jit_compile))
+        loop = FitLoop(self, trainer, X, rng, partition, self._init_epochs())
 
         def on_check(restart, epoch):
             self._live = (trainer, restart)  # predict and score_samples read this restart during the callback
@@ -238,7 +247,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 raise ValueError(f"{name} must be finite or None; got {getattr(self, name)!r}")
         if self.check_every is not None:
             check_scalar(self.check_every, "check_every", integral, min_val=1)
-        for name, options in (("algorithm", ALGORITHMS), ("init", INITS), ("activation", ACTIVATION_NAMES)):
+        self._validate_init()
+        for name, options in (("algorithm", ALGORITHMS), ("activation", ACTIVATION_NAMES)):
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in options:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {getattr(self, name)!r}")
         units = self.hidden_units
@@ -249,11 +259,34 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}")
 
+    def _validate_init(self) -> None:
+        if isinstance(self.init, str):
+            if self.init not in INITS:
+                raise ValueError(f"init must be one of {', '.join(map(repr, INITS))} or an array of labels; "
+                                 f"got {self.init!r}")
+        else:
+            labels = np.asarray(self.init)
+            if (labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.min(initial=0) < 0
+                    or labels.max(initial=0) >= self.n_components):
+                raise ValueError(f"init as labels must be a 1-D integer array with values in [0, n_components="
+                                 f"{self.n_components}); got dtype {labels.dtype}, shape {labels.shape}")
+        if self.init_epochs is not None:
+            check_scalar(self.init_epochs, "init_epochs", numbers.Integral, min_val=0, max_val=self.epochs)
+            if isinstance(self.init, str) and self.init == "random" and self.init_epochs > 0:
+                raise ValueError('init_epochs > 0 needs a starting partition; init="random" has none')
+
+    def _init_epochs(self) -> int:
+        if self.init_epochs is not None:
+            return int(self.init_epochs)
+        return 0 if isinstance(self.init, str) and self.init in ("kmeans", "random") else int(self.epochs) // 4
+
     def _validate_training_data(self, X) -> np.ndarray:
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
         if len(X) < self.n_components:
             raise ValueError(f"n_samples={len(X)} should be >= n_components={self.n_components}")
         _check_magnitude(X)
+        if not isinstance(self.init, str) and len(self.init) != len(X):
+            raise ValueError(f"init has {len(self.init)} labels but X has {len(X)} rows")
         if (np.ptp(X, axis=0) == 0).all():  # some constant features are fine (image borders): scales are floored
             raise ValueError("every feature of X is constant: there is no spread to fit a density to")
         return X

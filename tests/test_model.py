@@ -301,6 +301,11 @@ def test_paper_preset_is_one_call():
     ({"algorithm": "vi"}, np.zeros((5, 2)), "algorithm"),
     ({"init": "pca"}, np.zeros((5, 2)), "init"),
     ({"epochs": 0}, np.zeros((5, 2)), "epochs"),
+    ({"init": np.array([0, 1, 2, 0, 1])}, np.random.rand(5, 2), r"\[0, n_components=2\)"),
+    ({"init": np.array([0.0, 1, 0, 1, 0])}, np.random.rand(5, 2), "integer array"),
+    ({"init": np.array([0, 1, 0, 1])}, np.random.rand(5, 2), "init has 4 labels but X has 5 rows"),
+    ({"init": "random", "init_epochs": 10}, np.random.rand(5, 2), "needs a starting partition"),
+    ({"init_epochs": 3000}, np.random.rand(5, 2), "init_epochs"),
 ])
 def test_bad_input_is_refused_clearly(kwargs, data, message):
     with pytest.raises(ValueError, match=message):
@@ -367,3 +372,31 @@ def test_the_estimator_accepts_exactly_the_activations_the_flows_know():
     from nfmix.model import ACTIVATION_NAMES  # kept apart so that nfmix.model imports no TensorFlow
 
     assert set(ACTIVATION_NAMES) == set(ACTIVATIONS)
+
+
+def test_a_label_start_holds_its_partition_for_init_epochs(moons):
+    """While the flows learn the starting partition, no E-step moves the weights off its proportions."""
+    X, y = moons
+    start = (X[:, 0] > np.median(X[:, 0])).astype(np.int64)  # left / right, an uneven split of the classes
+    start[:40] = 1
+    model = MAFMixture(2, init=start, init_epochs=40, epochs=40, algorithm="em_hard", n_init=2, random_state=0).fit(X)
+    assert np.allclose(model.weights_, np.bincount(start) / len(start), atol=1e-6)
+    assert model.history_["e_steps"] == 0
+    moved = MAFMixture(2, init=start, init_epochs=0, epochs=40, algorithm="em_hard", n_init=2, random_state=0).fit(X)
+    assert moved.history_["e_steps"] > 0 and not np.allclose(moved.weights_, model.weights_, atol=1e-3)
+
+
+def test_spectral_init_gives_every_restart_its_own_partition(moons):
+    from nfmix.flows import MixtureSpec
+    from nfmix.initialise import initial_state
+
+    X, y = moons
+    spec = MixtureSpec(3, 2, 2, (8,), 1, "tanh", False)
+    values, partition = initial_state(spec, X, "spectral", 0.1, np.random.RandomState(0))
+    assert partition.shape == (3, len(X)) and set(np.unique(partition)) == {0, 1}
+    for r in range(3):  # the bases sit on each spectral cluster's mean, with its proportion
+        for k in range(2):
+            assert np.allclose(values[1][r, k], X[partition[r] == k].mean(axis=0), atol=1e-5)
+        assert np.allclose(np.exp(values[0][r]), np.bincount(partition[r]) / len(X), atol=1e-6)
+    model = MAFMixture(2, init="spectral", epochs=200, n_init=2, random_state=0).fit(X)  # a quarter warms up
+    assert model.history_["e_steps"] == (200 - 50) // model.m_step_epochs and np.isfinite(model.score(X))
