@@ -13,8 +13,12 @@ leaves ``R.failed`` with its error and notebook path. Before it runs, ``R/run.js
 (notebook and a hash of its code cells, every parameter, nfmix's version). Finished runs are skipped, so a
 killed sweep resumes where it stopped; a finished run whose identity differs (a parameter or the notebook
 changed, or it predates run.json) is "stale": it is rerun, and left out of the results until then. Finally
-every current ``metrics.json`` is gathered into ``runs.csv`` (tidy: one row per run and method), and
-``summary.md`` / ``summary.csv`` give mean ± std over seeds and the best-likelihood run.
+every current ``metrics.json`` is gathered into ``runs.csv`` (tidy: one row per run and method, with the nfmix
+version that made it), and ``summary.md`` / ``summary.csv`` give mean ± std over seeds and the best-likelihood run.
+
+``results/S/archive.csv``, where present, holds rows of runs made by an earlier nfmix whose folders are not on
+this machine (each row names its ``nfmix`` version). They stand in for their run until it is rerun here, so a
+results table can say exactly which cells rest on older code. ``--only REGEX`` runs just the matching runs.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from nfmix.records import METRICS_FILE, write_json_atomic
 REPO = Path(__file__).resolve().parent.parent
 METRICS = ["purity", "ari", "nmi", "accuracy"]
 RUN_FILE = "run.json"
+ARCHIVE_FILE = "archive.csv"
 
 
 class SweepError(ValueError):
@@ -239,13 +244,16 @@ def _dask(runs, address, jobs):
 
 
 def run_sweep(path, results_dir=REPO / "results", jobs: int = 1, retry_failed: bool = False,
-              dry_run: bool = False, dask: str | None = None, overrides: dict | None = None) -> dict:
-    """Plan, check, run what is missing (or only the failed), aggregate; returns counts and the failures."""
+              dry_run: bool = False, dask: str | None = None, overrides: dict | None = None,
+              only: str | None = None) -> dict:
+    """Plan, check, run what is missing (or only the failed; or of those, only ids matching ``only``), aggregate;
+    returns counts and the failures."""
     sweep = load_sweep(path)
     runs = plan(sweep, results_dir, overrides)
     check_parameters(runs)
     states = {run["id"]: state(run) for run in runs}
-    todo = [r for r in runs if states[r["id"]] in (("failed",) if retry_failed else ("missing", "stale"))]
+    todo = [r for r in runs if states[r["id"]] in (("failed",) if retry_failed else ("missing", "stale"))
+            and (only is None or re.search(only, r["id"]))]
     counts = {s: sum(v == s for v in states.values()) for s in ("done", "stale", "failed", "missing")}
     print(f"sweep {sweep['name']}: {len(runs)} runs ({counts['done']} done, {counts['stale']} stale, "
           f"{counts['failed']} failed, {counts['missing']} missing); running {len(todo)}")
@@ -271,13 +279,21 @@ def run_sweep(path, results_dir=REPO / "results", jobs: int = 1, retry_failed: b
 
 
 # ---------------------------------------------------------------------------------------------- results
-def collect(runs: list[dict]) -> pd.DataFrame:
-    """One tidy row per (finished, current run, method): parameters, metrics, loss and timings; never stale runs."""
-    rows = []
+def collect(runs: list[dict], sweep_dir: Path | None = None) -> pd.DataFrame:
+    """One tidy row per (finished, current run, method): parameters, metrics, loss, timings and the nfmix version;
+    never stale runs. Archived rows (``sweep_dir/archive.csv``) stand in for planned runs not done here."""
+    rows, done = [], set()
     for run in runs:
         if state(run) == "done":
             metrics = json.loads((Path(run["out_dir"]) / METRICS_FILE).read_text())
-            rows += [{"run": run["id"], **row} for row in metrics]
+            version = recorded_identity(run)["nfmix"]
+            rows += [{"run": run["id"], "nfmix": version, **row} for row in metrics]
+            done.add(run["id"])
+    archive = Path(sweep_dir or "") / ARCHIVE_FILE
+    if sweep_dir is not None and archive.is_file():
+        archived = pd.read_csv(archive)
+        planned = {run["id"] for run in runs} - done
+        rows = archived[archived["run"].isin(planned)].to_dict("records") + rows
     return pd.DataFrame(rows)
 
 
@@ -368,7 +384,7 @@ def export_figures(runs: list[dict], tidy: pd.DataFrame, sweep_dir: Path) -> lis
 
 
 def aggregate(runs: list[dict], sweep_dir: Path) -> pd.DataFrame:
-    tidy = collect(runs)
+    tidy = collect(runs, sweep_dir)
     export_figures(runs, tidy, sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     tidy.to_csv(sweep_dir / "runs.csv", index=False)
@@ -401,13 +417,15 @@ def main(argv=None) -> int:
     parser.add_argument("--results", default=str(REPO / "results"), help="results folder")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     parser.add_argument("--retry-failed", action="store_true", help="rerun only the runs that failed")
+    parser.add_argument("--only", metavar="REGEX", help="run only the runs whose id matches (aggregate them all)")
     parser.add_argument("--dask", nargs="?", const="", default=None, metavar="ADDRESS",
                         help="run through a Dask distributed cluster: a local one, or the scheduler at ADDRESS")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="override a parameter of every run")
     args = parser.parse_args(argv)
     try:
         outcome = run_sweep(args.sweep, args.results, jobs=args.jobs, retry_failed=args.retry_failed,
-                            dry_run=args.dry_run, dask=args.dask, overrides=_parse_overrides(args.set))
+                            dry_run=args.dry_run, dask=args.dask, overrides=_parse_overrides(args.set),
+                            only=args.only)
     except (SweepError, FileNotFoundError) as error:  # bad input: a message, not a traceback
         parser.error(str(error))
     return 1 if outcome["failures"] else 0
