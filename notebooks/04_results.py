@@ -32,7 +32,7 @@ except ModuleNotFoundError:
 
 # %% tags=["parameters"]
 results_dir: str = ""  # the folder (or URL) that holds one sub-folder per sweep; "" is the tables shipped with nfmix
-sweeps: str = "toy,images"  # @param {type:"string"} comma-separated sweep names to show
+sweeps: str = "toy,images,embedding"  # @param {type:"string"} comma-separated sweep names to show
 metric: str = "ari"  # @param ["ari", "nmi", "accuracy", "purity"]
 
 # %%
@@ -41,7 +41,7 @@ import pandas as pd
 import seaborn as sns
 
 from nfmix.published import published_baselines
-from nfmix.sweep import summarise, with_variant
+from nfmix.sweep import significance, summarise, with_variant
 from nfmix.tables import results_file
 
 tables = []
@@ -64,6 +64,17 @@ print(f"{len(runs)} result rows from {runs['run'].nunique() if len(runs) else 0}
 # %%
 summary = summarise(runs) if not runs.empty else pd.DataFrame()
 summary
+
+# %% [markdown]
+# ## Which differences are real
+# Each flow set-up against the better of k-means and the GMM on every dataset, paired by seed (the same seed
+# gives both the same data and embedding). The verdict is a win or a loss only where the two-sided Wilcoxon
+# signed-rank test gives p < 0.05 and the means differ by at least 0.01 ARI; otherwise it is a tie. With n = 5
+# pairs or fewer the test cannot reach p < 0.05 at all, so small-n cells are ties by construction.
+
+# %%
+tests = significance(runs) if not runs.empty else pd.DataFrame()
+tests.round(4)
 
 # %% [markdown]
 # ## Mixture of flows against the baselines, per dataset
@@ -95,3 +106,58 @@ ours = (runs[runs["method"].isin(["random", "kmeans", "gmm"])].groupby(["variant
 side_by_side = pd.concat([published[["variant", "method", metric, "source"]], ours], ignore_index=True)
 side_by_side = side_by_side.pivot_table(index=["variant", "method"], columns="source", values=metric).round(3)
 side_by_side.astype(object).where(side_by_side.notna(), "not run here")
+
+# %% [markdown]
+# ## The circles question: why every mixture splits the rings left and right
+# On circles, the flows, k-means and the GMM all cut the two rings into a left and a right half (ARI ≈ 0).
+# `bench/circles_study.py` measures why (`results/circles/`). First, each flow learns its own part of the data,
+# supervised: either one ring, or one of the halves that fitting finds. The mixture of those flows then gives
+# each partition's likelihood. Second, hard EM, soft EM and gradient ML start from the true rings and train on.
+# **What to see:** the left panel compares the partitions' negative log-likelihood (lower is better) for the
+# paper's network and a larger one; the right panel shows, per algorithm, whether training that starts on the
+# rings stays there (ARI 1) or leaves them (ARI 0).
+
+# %%
+circles_path = results_file("circles", "circles.csv", results_dir)
+if circles_path is not None:
+    circles = pd.read_csv(circles_path)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    partitions = circles[circles["study"] == "1 partitions"]
+    sns.barplot(data=partitions, x="network", y="nll", hue="set-up", errorbar="sd", ax=axes[0])
+    axes[0].set(title="circles: likelihood of each partition (mean ± sd over seeds)", xlabel="flow network",
+                ylabel="mean negative log-likelihood (nats; lower is better)")
+    stability = circles[circles["study"] == "2 start on the rings"]
+    sns.barplot(data=stability, x="set-up", y="ari", hue="network", errorbar="sd", ax=axes[1])
+    axes[1].set(title="circles: starting on the true rings, where training ends", xlabel="algorithm",
+                ylabel="ARI against the rings at the end")
+    axes[1].set_ylim(-0.05, 1.05)
+    fig.tight_layout()
+    plt.show()
+    display_table = circles.groupby(["study", "network", "set-up"], sort=False)[["nll", "ari"]].agg(["mean", "size"])
+else:
+    display_table = "no results/circles/circles.csv: run `python bench/circles_study.py`"
+display_table
+
+# %% [markdown]
+# ## Clustering in a UMAP embedding: the flows against the GMM, seed by seed
+# `sweeps/embedding.yaml` runs `06_embedding`: every seed draws a new UMAP of the images, then clusters that
+# one embedding with k-means, a GMM and a mixture of flows. **What to see:** each line joins the GMM's and the
+# flows' scores on one seed's embedding. Lines that rise from left to right are seeds where the flows beat the
+# GMM in the same embedding; the paired test in the table above says whether the rise is consistent.
+
+# %%
+embedding = runs[runs["sweep"] == "embedding"] if not runs.empty and "sweep" in runs else pd.DataFrame()
+if not embedding.empty:
+    main_variants = sorted(v for v in embedding["variant"].unique() if "_umap10_nn20" in v)
+    fig, axes = plt.subplots(1, len(main_variants), figsize=(5 * len(main_variants), 4), squeeze=False)
+    for ax, variant in zip(axes[0], main_variants):
+        frame = embedding[embedding["variant"] == variant]
+        pairs = frame[frame["method"].isin(["gmm", "maf_mixture (nfmix)"])].pivot_table(
+            index="seed", columns="method", values=metric)
+        for seed, pair in pairs.iterrows():
+            ax.plot([0, 1], [pair["gmm"], pair["maf_mixture (nfmix)"]], marker="o", color="grey", alpha=0.7)
+        ax.set_xticks([0, 1], ["GMM", "mixture of flows"])
+        ax.set(title=f"{variant}: {metric.upper()} per seed (n={len(pairs)})", xlabel="clusterer, same embedding",
+               ylabel=metric.upper())
+    fig.tight_layout()
+    plt.show()
