@@ -167,3 +167,22 @@ def test_a_sweep_name_cannot_write_outside_results(tmp_path):
     path.write_text(SMALL.replace("name: small", "name: ../../x"))
     with pytest.raises(ValueError, match=r"sweep name '../../x' must be a plain folder name"):
         run_sweep(path, tmp_path / "a" / "b" / "results", dry_run=True)
+
+
+def test_only_runs_the_matching_runs_and_archived_rows_stand_in_for_the_rest(tmp_path, fake_notebook_runs):
+    path, results = tmp_path / "two.yaml", tmp_path / "results"
+    path.write_text(SMALL.replace("[moons, circles]", "[moons]"))
+    ids = [run["id"] for run in plan(load_sweep(path), results)]
+    archived = [{"run": run_id, "nfmix": "0.0.1", "dataset": "moons", "seed": seed, "method": "maf_mixture (nfmix)",
+                 "ari": 0.9, "purity": 1.0, "nmi": 1.0, "accuracy": 1.0, "loss": 1.0}
+                for seed, run_id in enumerate(ids)]
+    (results / "small").mkdir(parents=True)
+    pd.DataFrame(archived + [{**archived[0], "run": "a run no longer planned"}]).to_csv(
+        results / "small" / "archive.csv", index=False)
+    assert run_sweep(path, results, only="seed=1$")["ran"] == 1
+    assert [p["seed"] for p in fake_notebook_runs] == [1]
+    tidy = pd.read_csv(results / "small" / "runs.csv").sort_values("seed")
+    from nfmix import __version__
+
+    # seed 0 is still the archived row (its version says so); seed 1 is the fresh run; the unplanned row is gone
+    assert tidy[["seed", "nfmix", "ari"]].values.tolist() == [[0, "0.0.1", 0.9], [1, __version__, 0.2]]
