@@ -81,21 +81,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     X, y = load_dataset("circles")
     rows = []
-    for seed in args.seeds:
+    for done, seed in enumerate(args.seeds, start=1):
         started = time.perf_counter()
         rows += one_seed(X, y, seed)
         print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
-    table = pd.DataFrame(rows)
+        write(pd.DataFrame(rows), args.seeds[:done], len(X))  # after each seed, so a stopped study keeps them
+    return 0
+
+
+def write(table, seeds, n_points) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     table.to_csv(OUT / "circles.csv", index=False)
     summary = table.groupby(["study", "network", "set-up"], sort=False).agg(
         n=("seed", "size"), nll=("nll", "mean"), nll_sd=("nll", "std"), ari=("ari", "mean"),
         ari_min=("ari", "min"), ari_max=("ari", "max")).round(3).reset_index()
-    text = (f"circles ({len(X)} points), seeds {args.seeds}: mean negative log-likelihood per point (lower is "
+    text = (f"circles ({n_points} points), seeds {seeds}: mean negative log-likelihood per point (lower is "
             f"better; nats) and ARI against the rings.\n\n{markdown_table(summary)}\n")
     (OUT / "circles.md").write_text(text)
-    print(text)
-    return 0
+    print(text, flush=True)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,8 @@ BASE = presets.NFMIX_IMAGES
 SETUPS = {
     "nfmix image set-up": ({}, None),
     "50 epochs": (dict(epochs=50), None),
-    "200 epochs": (dict(epochs=200), None),
     "10 restarts": (dict(n_init=10), None),
     "hard EM": (dict(algorithm="em_hard"), None),
-    "hard EM, 50 epochs": (dict(algorithm="em_hard", epochs=50), None),
     "H=64": (dict(hidden_units=(64,)), None),
     "standardised pixels": ({}, "standardise"),
     "dequantised pixels": ({}, "dequantise"),
@@ -62,8 +60,12 @@ def main(argv=None) -> int:
             model = MAFMixture(10, **{**BASE, **overrides}, random_state=seed).fit(data)
             rows.append({**clustering_scores(y, model.labels_, method=name, seed=seed), "nll": -model.score(data),
                          "seconds": time.perf_counter() - started})
-        print(f"seed {seed} done", flush=True)
-    table = pd.DataFrame(rows)
+        write(pd.DataFrame(rows), args.seeds[: args.seeds.index(seed) + 1])
+    return 0
+
+
+def write(table, seeds) -> None:
+    """Tables of the seeds done so far (written after each seed, so a stopped study keeps them)."""
     OUT.mkdir(parents=True, exist_ok=True)
     table.to_csv(OUT / "study.csv", index=False)
     kmeans = table[table["method"] == "kmeans"].set_index("seed")["ari"]
@@ -75,11 +77,10 @@ def main(argv=None) -> int:
                         "95% interval": f"[{low:.3f}, {high:.3f}]", "NMI mean": round(group["nmi"].mean(), 3),
                         "vs k-means, p (Wilcoxon)": "" if method == "kmeans" else
                         round(paired_test(ari, kmeans.loc[ari.index]), 4)})
-    text = (f"digits (1797 images), seeds {args.seeds}: ARI of each set-up and a paired test against k-means.\n\n"
+    text = (f"digits (1797 images), seeds {seeds}: ARI of each set-up and a paired test against k-means.\n\n"
             + markdown_table(pd.DataFrame(summary)) + "\n")
     (OUT / "study.md").write_text(text)
-    print(text)
-    return 0
+    print(text, flush=True)
 
 
 if __name__ == "__main__":
