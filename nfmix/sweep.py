@@ -357,7 +357,8 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-FIGURES = ("density.gif", "final.png", "gmm_vs_flows.png", "contingency.png", "samples.png")
+FIGURES = ("density.gif", "final.png", "gmm_vs_flows.png", "contingency.png", "samples.png", "embedding_clusters.png",
+           "flow_density.png")
 
 
 def export_figures(runs: list[dict], tidy: pd.DataFrame, sweep_dir: Path) -> list[Path]:
