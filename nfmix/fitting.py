@@ -15,9 +15,8 @@ import numpy as np
 from scipy.special import logsumexp, softmax
 from tqdm.auto import tqdm
 
-from nfmix._tf import tf
 from nfmix.initialise import network_values
-from nfmix.train import CompiledDensity, Trainer
+from nfmix.train import CompiledDensity, Trainer, data_tensor
 
 
 @dataclasses.dataclass
@@ -45,7 +44,7 @@ class FitLoop:
         self.trainer = trainer
         self.spec = trainer.spec
         self.X = X
-        self.X_tensor = tf.constant(X)
+        self.X_tensor = data_tensor(X)  # shares X's memory where it can
         self.rng = rng
         self.record = FitRecord()
 

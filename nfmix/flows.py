@@ -102,9 +102,11 @@ class MADE:
     def __init__(self, spec: MixtureSpec, kernels, biases):
         self.spec = spec
         self.activation = ACTIVATIONS[spec.activation]
-        n_flows = spec.n_restarts * spec.n_components
-        self.kernels = [tf.reshape(k * m, [n_flows, m.shape[0], m.shape[1]]) for k, m in zip(kernels, spec.masks())]
-        self.biases = [tf.reshape(b, [n_flows, -1, 1]) for b in biases]
+        # (R, K) is read off the weights, not the spec, so one compiled density serves any number of restarts.
+        static = tf.TensorShape(kernels[0].shape)[:2]
+        self.batch_shape = static.as_list() if static.is_fully_defined() else tf.shape(kernels[0])[:2]
+        self.kernels = [tf.reshape(k * m, [-1, m.shape[0], m.shape[1]]) for k, m in zip(kernels, spec.masks())]
+        self.biases = [tf.reshape(b, [-1, b.shape[-1], 1]) for b in biases]
         self._memo = {}
 
     def __call__(self, y):
@@ -121,7 +123,7 @@ class MADE:
         h = self._first_layer(y, lead_shape) + self.biases[0]
         for kernel, bias in zip(self.kernels[1:], self.biases[1:]):
             h = tf.matmul(kernel, self.activation(h), transpose_a=True) + bias
-        out_shape = tf.concat([lead_shape, self.spec.batch_shape, [self.spec.n_features, 2]], 0)
+        out_shape = tf.concat([lead_shape, self.batch_shape, [self.spec.n_features, 2]], 0)
         return tf.reshape(tf.transpose(h, [2, 0, 1]), out_shape)
 
     def _first_layer(self, y, lead_shape):
@@ -136,16 +138,20 @@ class MADE:
         if shared:
             x_t = tf.transpose(tf.reshape(y, [-1, D]))  # [D, M]
         else:
-            x = tf.broadcast_to(y, tf.concat([lead_shape, self.spec.batch_shape, [D]], 0))
-            x_t = tf.transpose(tf.reshape(x, [-1, kernel.shape[0], D]), [1, 2, 0])  # [C, D, M]
+            x = tf.broadcast_to(y, tf.concat([lead_shape, self.batch_shape, [D]], 0))
+            x_t = tf.transpose(tf.reshape(x, [-1, _dim(kernel, 0), D]), [1, 2, 0])  # [C, D, M]
         kernel_t = tf.transpose(kernel, [0, 2, 1])  # [C, H, D]
         if D <= SMALL_EVENT:
             rows = [x_t[d][None, None] if shared else x_t[:, d][:, None] for d in range(D)]
             return tf.add_n([kernel_t[:, :, d, None] * row for d, row in enumerate(rows)])
         if shared:
-            n_flows, units = kernel_t.shape[:2]
-            return tf.reshape(tf.matmul(tf.reshape(kernel_t, [-1, D]), x_t), [n_flows, units, -1])
+            return tf.reshape(tf.matmul(tf.reshape(kernel_t, [-1, D]), x_t), [_dim(kernel_t, 0), kernel_t.shape[1], -1])
         return tf.matmul(kernel_t, x_t)
+
+
+def _dim(tensor, axis: int):
+    """One dimension of ``tensor``: static where it is known, else a scalar tensor."""
+    return tensor.shape[axis] if tensor.shape[axis] is not None else tf.shape(tensor)[axis]
 
 
 class FlowMixture:
@@ -195,7 +201,9 @@ class FlowMixture:
 
     def flow_log_prob(self, x):
         """Each component's log-density ``log p_k(x)`` for ``x [N, D]``: ``[N, R, K]``."""
-        return self.components().log_prob(x[:, None, None, :])
+        log_prob = self.components().log_prob(x[:, None, None, :])
+        log_prob.set_shape(x.shape[:1].concatenate(self.logits.shape))  # TFP loses it when N is not static
+        return log_prob
 
     def weighted_log_prob(self, x):
         """``log pi_k + log p_k(x)`` for ``x [N, D]``: ``[N, R, K]``; its log-sum-exp over K is :meth:`log_prob`."""

@@ -20,6 +20,8 @@ import numpy as np
 from nfmix._tf import tf
 from nfmix.flows import FlowMixture, MixtureSpec
 
+LOSS_CAPACITY = 128  # epochs per compiled call: the loss buffer needs a static size for XLA
+
 
 class Packing:
     """The trainable parameters packed component-major into one ``[R, K, P]`` matrix.
@@ -97,16 +99,18 @@ class Trainer:
         Both are averaged over the epoch's minibatches, each evaluated before its update. For maximum
         likelihood the two are the same number.
         """
-        # The loss buffer has a static size, rounded up to a power of two, so XLA compiles once for every chunk
-        # length up to it rather than once per length.
-        capacity = 1 << max(int(n_epochs) - 1, 0).bit_length()
-        args = (self.packed, self.fixed, self.m, self.v, self.step, self.active,
-                tf.constant(self.learning_rate, tf.float32), X, tf.constant(n_epochs), tf.constant([seed, 0], tf.int32))
-        if responsibilities is None:
-            losses = self.loop.mle(*args, capacity=capacity)
-        else:
-            losses = self.loop.em(*args, tf.convert_to_tensor(responsibilities, tf.float32), capacity=capacity)
-        return losses.numpy()[:, :n_epochs]
+        if responsibilities is not None:
+            responsibilities = tf.convert_to_tensor(responsibilities, tf.float32)
+        parts = []
+        # The compiled loop's loss buffer holds LOSS_CAPACITY epochs, so longer runs take several calls. Each call
+        # is told how many epochs came before it, so the minibatch order is that of one long call.
+        for done in range(0, max(int(n_epochs), 1), LOSS_CAPACITY):
+            count = min(LOSS_CAPACITY, int(n_epochs) - done)
+            losses = self.loop(self.packed, self.fixed, self.m, self.v, self.step, self.active,
+                               tf.constant(self.learning_rate, tf.float32), X, tf.constant(count),
+                               tf.constant([seed, done], tf.int32), responsibilities)
+            parts.append(losses.numpy()[:, :count])
+        return np.concatenate(parts, axis=1)
 
     def logits(self) -> np.ndarray:
         """The mixture logits ``[R, K]``: the first packed column (logits are always trained, and come first)."""
@@ -170,23 +174,24 @@ class SharedCompiled:
 
 
 class CompiledDensity(SharedCompiled):
-    """``log pi_k + log p_k(x)`` (``[n, R, K]``) as one compiled function per :class:`MixtureSpec`."""
+    """``log pi_k + log p_k(x)`` (``[n, R, K]``) as one compiled function per :class:`MixtureSpec`, any ``R``."""
 
-    cache_size = 8  # a fit uses two: all restarts, then the kept one
+    cache_size = 8
 
     def __init__(self, spec: MixtureSpec):
         self.spec = spec
-        # A fixed signature (any number of rows) traces once, whatever the batch sizes.
-        signature = [[tf.TensorSpec(shape, tf.float32) for shape in spec.shapes()],
+        # A fixed signature (any number of rows and restarts) traces once, whatever the batch sizes: a fit's
+        # scoring of all its restarts and its labelling with the kept one share the trace.
+        signature = [[tf.TensorSpec((None, *shape[1:]), tf.float32) for shape in spec.shapes()],
                      tf.TensorSpec([None, spec.n_features], tf.float32)]
-        self.function = tf.function(self._weighted_log_prob, input_signature=signature)
+        self.function = tf.function(self._weighted_log_prob, input_signature=signature, autograph=False)
 
     def _weighted_log_prob(self, values, x):
         return FlowMixture(self.spec, values).weighted_log_prob(x)
 
     @classmethod
     def evaluate(cls, spec: MixtureSpec, values, X, batch_size: int = 4096) -> np.ndarray:
-        density = cls.get((spec,))
+        density = cls.get((spec.with_restarts(1),))  # the number of restarts is not part of the trace
         # Keep each layer's activations ([flows, width, rows]) near 2^24 floats: image models are wide.
         width = max(*spec.hidden_units, 2 * spec.n_features)
         batch_size = int(max(256, min(batch_size, 2**24 // (spec.n_restarts * spec.n_components * width))))
@@ -207,20 +212,43 @@ class CompiledLoop(SharedCompiled):
         self.packing = Packing(spec)
         self.batch_size = batch_size
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-        self.mle = tf.function(self._loop_mle, jit_compile=jit_compile)
-        self.em = tf.function(self._loop_em, jit_compile=jit_compile)
+        # No autograph: the loops are written as tf.while_loop, and converting the code took most of the tracing
+        # time of a first fit (about 4 of 5 s in a fresh process).
+        self.mle = tf.function(self._loop_mle, jit_compile=jit_compile, autograph=False)
+        self.em = tf.function(self._loop_em, jit_compile=jit_compile, autograph=False)
+        self._traced = set()
+        self._lock = threading.Lock()
 
-    def _loop_mle(self, packed, fixed, m, v, step, active, learning_rate, X, n_epochs, seed, capacity):
-        return self._loop(packed, fixed, m, v, step, active, learning_rate, X, None, n_epochs, seed, capacity)
+    def __call__(self, packed, fixed, m, v, step, active, learning_rate, X, n_epochs, seed, responsibilities=None):
+        """Run ``n_epochs`` (at most :data:`LOSS_CAPACITY`) epochs; returns the losses ``[2, LOSS_CAPACITY, R]``."""
+        full_batch = self.batch_size >= X.shape[0]  # full batch: the order is irrelevant, so no shuffling
+        function = self.mle if responsibilities is None else self.em
+        with self._lock:
+            if (function, full_batch) not in self._traced:
+                # Trace once for any number of rows: later calls with a concrete X match this trace, so a new data
+                # size costs an XLA compile for that shape but no retracing.
+                R, K = self.spec.batch_shape
+                rows = tf.TensorSpec([None, self.spec.n_features], tf.float32)
+                extra = () if responsibilities is None else (tf.TensorSpec([None, R, K], tf.float32),)
+                function.get_concrete_function(packed, fixed, m, v, step, active, tf.TensorSpec([], tf.float32),
+                                               rows, tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int32),
+                                               *extra, full_batch=full_batch)
+                self._traced.add((function, full_batch))
+        extra = () if responsibilities is None else (responsibilities,)
+        return function(packed, fixed, m, v, step, active, learning_rate, X, n_epochs, seed, *extra,
+                        full_batch=full_batch)
+
+    def _loop_mle(self, packed, fixed, m, v, step, active, learning_rate, X, n_epochs, seed, full_batch):
+        return self._loop(packed, fixed, m, v, step, active, learning_rate, X, None, n_epochs, seed, full_batch)
 
     def _loop_em(self, packed, fixed, m, v, step, active, learning_rate, X, n_epochs, seed, responsibilities,
-                 capacity):
+                 full_batch):
         return self._loop(packed, fixed, m, v, step, active, learning_rate, X, responsibilities, n_epochs, seed,
-                          capacity)
+                          full_batch)
 
-    def _batches(self, n, seed, epoch):
+    def _batches(self, n, seed, epoch, full_batch):
         """Index and weight of each minibatch slot; the last batch wraps around with weight 0 (static shapes)."""
-        if self.batch_size >= n:  # full batch: the order is irrelevant
+        if full_batch:
             return 1, tf.range(n)[None], tf.ones([1, n])
         size = self.batch_size
         n_batches = -(-n // size)
@@ -231,21 +259,28 @@ class CompiledLoop(SharedCompiled):
         return n_batches, index, weight
 
     def _loop(self, packed_var, fixed_vars, m_var, v_var, step_var, active_var, learning_rate, X, responsibilities,
-              n_epochs, seed, capacity):
-        n = X.shape[0]
+              n_epochs, seed, full_batch):
+        n = tf.shape(X)[0]  # a tensor: one trace serves every number of rows
         R = self.spec.n_restarts
         fixed = [var.read_value() for var in fixed_vars]
         active = active_var.read_value()
         state = (packed_var.read_value(), m_var.read_value(), v_var.read_value(), step_var.read_value())
-        losses = tf.TensorArray(tf.float32, size=capacity, element_shape=[2, R])
-        for epoch in tf.range(n_epochs):
-            n_batches, index, weight = self._batches(n, seed, epoch)
-            total = tf.zeros([2, R])
-            for b in tf.range(n_batches):
+        losses = tf.TensorArray(tf.float32, size=LOSS_CAPACITY, element_shape=[2, R])
+
+        def epoch_body(epoch, state, losses):
+            n_batches, index, weight = self._batches(n, seed, epoch, full_batch)
+
+            def batch_body(b, state, total):
                 state, summed = self._step(state, fixed, active, learning_rate, X, responsibilities, index[b],
                                            weight[b])
-                total += summed
-            losses = losses.write(epoch, total / n)
+                return b + 1, state, total + summed
+
+            _, state, total = tf.while_loop(lambda b, state, total: b < n_batches, batch_body,
+                                            (tf.constant(0), state, tf.zeros([2, R])))
+            return epoch + 1, state, losses.write(epoch, total / tf.cast(n, tf.float32))
+
+        _, state, losses = tf.while_loop(lambda epoch, state, losses: epoch < n_epochs, epoch_body,
+                                         (tf.constant(0), state, losses))
         for var, value in zip((packed_var, m_var, v_var, step_var), state):
             var.assign(value)
         return tf.transpose(losses.stack(), [1, 0, 2])
@@ -277,6 +312,22 @@ class CompiledLoop(SharedCompiled):
         values = values - mask * learning_rate * correction * m / (tf.sqrt(v) + self.epsilon)
         summed_nll = tf.reduce_sum(weight[:, None] * tf.stop_gradient(nll), 0)
         return (values, m, v, step), tf.stack([summed_nll, summed])
+
+
+def data_tensor(X: np.ndarray):
+    """``X`` for the compiled loop: the array's own memory where TensorFlow can use it, else a copy.
+
+    On the CPU, TensorFlow uses a float32 C-contiguous array that starts on a 64-byte boundary in place (DLPack),
+    so a fit holds one copy of the data, not two (the image loaders return such arrays). With a GPU the data
+    is copied to the device once, as before.
+    """
+    if (isinstance(X, np.ndarray) and X.dtype == np.float32 and X.flags.c_contiguous and X.ctypes.data % 64 == 0
+            and not tf.config.list_logical_devices("GPU")):
+        try:
+            return tf.experimental.dlpack.from_dlpack(X.__dlpack__())
+        except (BufferError, TypeError, ValueError):  # e.g. a read-only array: DLPack cannot mark it so
+            pass
+    return tf.constant(X)
 
 
 ROW_BLOCK = 64  # batches are padded to a multiple of this many rows

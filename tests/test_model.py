@@ -158,7 +158,23 @@ def test_models_of_one_architecture_share_the_compiled_loop_not_the_weights(moon
     np.testing.assert_array_equal(first.score_samples(X[:50]), before)
     assert not np.allclose(second.score_samples(X[:50]), before)
     densities = [d for key, d in CompiledDensity._cache.items() if key[0].hidden_units == (6,)]
-    assert densities and all(d.function.experimental_get_tracing_count() == 1 for d in densities)
+    assert len(densities) == 1 and densities[0].function.experimental_get_tracing_count() == 1
+
+
+def test_one_trace_per_configuration_whatever_the_data_size_chunk_length_or_restarts(moons):
+    """Data sizes, a short last chunk, EM and minibatches reuse a configuration's traces (no retracing)."""
+    X, _ = moons
+    settings = dict(SMALL, hidden_units=(5,), epochs=30, check_every=20)  # chunks of 20 and then 10 epochs
+    for rows in (1000, 600, 333):
+        MAFMixture(2, **settings, random_state=0).fit(X[:rows])
+        MAFMixture(2, **{**settings, "algorithm": "em_hard", "m_step_epochs": 7}, random_state=0).fit(X[:rows])
+        MAFMixture(2, **{**settings, "batch_size": 256, "epochs": 2}, random_state=0).fit(X[:rows])
+    loops = {key[1]: loop for key, loop in CompiledLoop._cache.items() if key[0].hidden_units == (5,)}
+    assert sorted(loops) == [256, 4000]  # the batch size is part of the configuration
+    assert loops[4000].mle.experimental_get_tracing_count() == 1 and loops[4000].em.experimental_get_tracing_count() == 1
+    assert loops[256].mle.experimental_get_tracing_count() == 1
+    densities = [d for key, d in CompiledDensity._cache.items() if key[0].hidden_units == (5,)]
+    assert len(densities) == 1 and densities[0].function.experimental_get_tracing_count() == 1  # n_init=2 and 1
 
 
 def test_the_shared_compiled_functions_do_not_keep_a_fitted_model_alive(moons):
