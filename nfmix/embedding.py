@@ -1,5 +1,5 @@
 """Clustering in a neighbourhood embedding: PCA -> UMAP -> min-max scaling -> a clusterer, as one scikit-learn
-``Pipeline`` (the N2D recipe, McConville et al. 2021, with the GMM replaceable by a mixture of flows).
+``Pipeline`` (the N2D recipe, McConville et al., ICPR 2020, with the GMM replaceable by a mixture of flows).
 
 UMAP is the slow step (about a minute on 70,000 images with 2 cores), so the pipeline caches every fitted
 transformer on disk through scikit-learn's own ``Pipeline(memory=...)``: the cache key is the input data and every

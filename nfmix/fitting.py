@@ -39,8 +39,9 @@ class FitLoop:
     def __init__(self, estimator, trainer: Trainer, X: np.ndarray, rng: np.random.RandomState,
                  partition: np.ndarray | None = None, init_epochs: int = 0):
         self.est = estimator
-        self.partition = partition  # [R, n] starting labels, learnt as fixed hard responsibilities at first
         self.init_epochs = init_epochs if partition is not None else 0
+        # The starting partition as hard responsibilities [n, R, K], learnt with the weights at its proportions.
+        self.start = np.eye(trainer.spec.n_components, dtype=np.float32)[partition.T] if self.init_epochs else None
         self.trainer = trainer
         self.spec = trainer.spec
         self.X = X
@@ -65,7 +66,7 @@ class FitLoop:
                 n_epochs = min(self.check_every, end - record.epochs)
                 events = len(record.diverged) + len(record.reseeds)
                 if warming_up:
-                    responsibilities = self._start_responsibilities()
+                    responsibilities = self.start
                 else:
                     responsibilities = self._e_step() if est.algorithm != "mle" else None
                 frozen = self.trainer.active.numpy() == 0
@@ -122,12 +123,6 @@ class FitLoop:
         """Each restart's mean NLL on X at its final weights; inf where that is not finite (never kept then)."""
         nll = -logsumexp(CompiledDensity.evaluate(self.spec, self.trainer.tensors(), self.X), axis=-1).mean(axis=0)
         return np.nan_to_num(nll, nan=np.inf, neginf=np.inf)
-
-    def _start_responsibilities(self) -> np.ndarray:
-        """The starting partition as hard responsibilities ``[n, R, K]`` (built once; the logits are its proportions)."""
-        if not hasattr(self, "_start"):
-            self._start = np.eye(self.spec.n_components, dtype=np.float32)[self.partition.T]
-        return self._start
 
     def _e_step(self) -> np.ndarray:
         """Responsibilities ``[n, R, K]`` and the weights in closed form; re-seeds an emptied component first."""

@@ -131,8 +131,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     """
 
     def __init__(self, n_components=2, *, hidden_units=(10,), n_blocks=1, activation="tanh", n_init=10,
-                 init="kmeans", init_epochs=None, algorithm="em_hard", epochs=2000, batch_size=4000, learning_rate=1e-2,
-                 m_step_epochs=5, base_scale=0.1, trainable_base=False, reseed=True, min_weight=None, tol=None,
+                 init="kmeans", init_epochs=None, algorithm="em_hard", epochs=2000, batch_size=4000,
+                 learning_rate=1e-2, m_step_epochs=5, base_scale=0.1, trainable_base=False, reseed=True, min_weight=None, tol=None,
                  check_every=None, jit_compile=True, random_state=None, verbose=0):
         self.n_components = n_components
         self.hidden_units = hidden_units

@@ -20,7 +20,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/nfmix/nfmix/blob/v0.2.0/notebooks/06_embedding.ipynb)
 #
 # On raw pixels a mixture of flows at best matches k-means. Its strength is curved, non-Gaussian clusters in a
-# few dimensions, and a neighbourhood embedding gives images exactly that shape. N2D (McConville et al., 2021)
+# few dimensions, and a neighbourhood embedding gives images exactly that shape. N2D (McConville et al., ICPR 2020)
 # clusters a UMAP embedding with a Gaussian mixture. Here the same embedding is clustered by k-means, a
 # Gaussian mixture and a mixture of flows, so **the flows' contribution is the gap between them in one
 # embedding**, and UMAP's is what k-means already reaches there.
