@@ -49,9 +49,14 @@ SETUPS = {
 
 def fit_seed(seed: int, images, y, fit_rows: int, done: pd.DataFrame) -> pd.DataFrame:
     """Fit every set-up of one seed missing from ``done``; returns ``done`` with the new rows (written as they come)."""
+    have = set(done.loc[done["seed"] == seed, "method"]) if len(done) else set()
+    # A model is fitted when its row is missing, or when a missing set-up starts from its clusters.
+    starts_needed = {start for name, (_, start) in SETUPS.items() if name not in have}
+    to_fit = [name for name in ("kmeans", "gmm", *SETUPS) if name not in have or name in starts_needed]
+    if not to_fit:
+        return done
     Z = embedding_pipeline(random_state=seed).fit_transform(images)
     fit = np.sort(np.random.RandomState(seed).choice(len(Z), fit_rows, replace=False))
-    have = set(done.loc[done["seed"] == seed, "method"]) if len(done) else set()
     fit_labels = {}
 
     def add(row):
@@ -61,25 +66,20 @@ def fit_seed(seed: int, images, y, fit_rows: int, done: pd.DataFrame) -> pd.Data
         print({key: row[key] for key in ("method", "seed", "ari", "accuracy", "n_clusters", "nll", "seconds")},
               flush=True)
 
-    for method in ("kmeans", "gmm"):  # refitted for their labels (seconds each); scored once
+    for name in to_fit:
         started = time.perf_counter()
-        _, estimator = fit_baseline(method, Z[fit], 10, seed=seed, n_init=10)
-        fit_labels[method] = estimator.predict(Z[fit])
-        if method not in have:
-            add({**clustering_scores(y, estimator.predict(Z), method=method, seed=seed),
-                 "nll": -estimator.score(Z) if method == "gmm" else np.nan, "seconds": time.perf_counter() - started})
-    # A set-up is fitted when its row is missing, or when a missing set-up starts from its clusters.
-    starts_needed = {start for name, (_, start) in SETUPS.items() if name not in have}
-    for name, (overrides, start) in SETUPS.items():
-        if name in have and name not in starts_needed:
-            continue
-        started = time.perf_counter()
-        init = {} if start is None else {"init": fit_labels[start]}
-        model = MAFMixture(10, **{**BASE, **overrides, **init}, random_state=seed).fit(Z[fit])
-        fit_labels[name] = model.labels_
+        if name in ("kmeans", "gmm"):
+            fit_labels[name], model = fit_baseline(name, Z[fit], 10, seed=seed, n_init=10)
+            extra = {"nll": -model.score(Z) if name == "gmm" else np.nan}
+        else:
+            overrides, start = SETUPS[name]
+            init = {} if start is None else {"init": fit_labels[start]}
+            model = MAFMixture(10, **{**BASE, **overrides, **init}, random_state=seed).fit(Z[fit])
+            fit_labels[name] = model.labels_
+            extra = {"nll": -model.score(Z), "smallest weight": float(model.weights_.min()),
+                     "reseeds": len(model.history_["reseeds"])}
         if name not in have:
-            add({**clustering_scores(y, model.predict(Z), method=name, seed=seed), "nll": -model.score(Z),
-                 "smallest weight": float(model.weights_.min()), "reseeds": len(model.history_["reseeds"]),
+            add({**clustering_scores(y, model.predict(Z), method=name, seed=seed), **extra,
                  "seconds": time.perf_counter() - started})
     return done
 
@@ -88,8 +88,8 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     """Mean, 95% interval and components per set-up, with a paired test of each against the GMM."""
     flows = table[table["method"].isin(SETUPS)]
     flows = flows[flows.groupby("seed")["method"].transform("size") == len(SETUPS)]  # seeds with every set-up
-    picked = flows.loc[flows.groupby("seed")["nll"].idxmin()].assign(method=PICKED)
-    table = pd.concat([table, picked], ignore_index=True)
+    best = flows.loc[flows.groupby("seed")["nll"].idxmin()]
+    table = pd.concat([table, best.assign(method=PICKED)], ignore_index=True)
     gmm = table[table["method"] == "gmm"].set_index("seed")
     summary = []
     for method, group in table.groupby("method", sort=False):
@@ -106,8 +106,7 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
                     "NLL on 70,000": round(group["nll"].mean(), 3), "seconds": round(group["seconds"].mean())})
         if method == PICKED:
             row["picked set-up per seed"] = "; ".join(f"{seed}: {name}" for seed, name in
-                                                      flows.loc[flows.groupby("seed")["nll"].idxmin()]
-                                                      .set_index("seed")["method"].items())
+                                                      zip(best["seed"], best["method"]))
         summary.append(row)
     return pd.DataFrame(summary).fillna("")
 
