@@ -19,7 +19,7 @@ run: $(STAMP)
 
 ## Unit tests, then every notebook smoke-run through papermill (tests/test_notebooks.py)
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 ## Re-pair the notebooks, regenerate the per-dataset baseline notebooks from their template, then execute the
 ## top-level notebooks in place at their real settings (their outputs are committed; several minutes)

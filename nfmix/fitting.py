@@ -27,6 +27,7 @@ class FitRecord:
     objective: list = dataclasses.field(default_factory=list)
     reseeds: list = dataclasses.field(default_factory=list)
     diverged: list = dataclasses.field(default_factory=list)
+    start_nll: np.ndarray | None = None  # [R], at the starting weights: what "the loss rose" is measured from
     e_steps: int = 0
     epochs: int = 0
     converged: bool = False
@@ -59,6 +60,7 @@ class FitLoop:
         """``on_check(restart, epoch)`` is called after each chunk with the restart that is currently best."""
         est, record = self.est, self.record
         started, previous = time.perf_counter(), None
+        record.start_nll = self.final_losses()
         with tqdm(total=est.epochs, disable=not est.verbose, desc="epochs", unit="ep") as bar:
             while record.epochs < est.epochs:
                 warming_up = record.epochs < self.init_epochs
@@ -116,13 +118,13 @@ class FitLoop:
             self.record.diverged.append({"epoch": self.record.epochs, "restart": int(r)})
             warnings.warn(f"restart {r}: the loss or the weights became NaN/inf by epoch {self.record.epochs}; "
                           f"restored its last weights with a finite loss and stopped it (lower learning_rate="
-                          f"{self.est.learning_rate} or rescale X)", RuntimeWarning, stacklevel=4)
+                          f"{self.est.learning_rate})", RuntimeWarning, stacklevel=4)
         trainer.take_snapshot(live & ~failed)
 
     def final_losses(self) -> np.ndarray:
-        """Each restart's mean NLL on X at its final weights; inf where that is not finite (never kept then)."""
+        """Each restart's mean NLL on X at its current weights; inf where that is not finite (never kept then)."""
         nll = -logsumexp(CompiledDensity.evaluate(self.spec, self.trainer.tensors(), self.X), axis=-1).mean(axis=0)
-        return np.nan_to_num(nll, nan=np.inf, neginf=np.inf)
+        return np.where(np.isfinite(nll), nll, np.inf)  # nan_to_num would turn +inf into float32's max
 
     def _e_step(self) -> np.ndarray:
         """Responsibilities ``[n, R, K]`` and the weights in closed form; re-seeds an emptied component first."""

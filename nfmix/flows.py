@@ -155,13 +155,18 @@ def _dim(tensor, axis: int):
 
 
 class FlowMixture:
-    """The mixture of MAFs that ``values`` (tensors, arrays or variables in ``spec.names()`` order) describe."""
+    """The mixture of MAFs that ``values`` (tensors, arrays or variables in ``spec.names()`` order) describe.
 
-    def __init__(self, spec: MixtureSpec, values):
+    ``data_units``, a bijector from the rescaled features the flows were trained on to the data's own units (see
+    :mod:`nfmix.scaling`), is the outermost step of every flow when given, so densities and samples are the data's.
+    """
+
+    def __init__(self, spec: MixtureSpec, values, data_units: tfb.Bijector | None = None):
         if len(values) != len(spec.names()):
             raise ValueError(f"expected {len(spec.names())} parameter arrays for {spec}; got {len(values)}")
         self.spec = spec
         self.values = list(values)
+        self.data_units = data_units
 
     @property
     def logits(self):
@@ -181,13 +186,16 @@ class FlowMixture:
         return MADE(self.spec, weights[: self.spec.n_layers], weights[self.spec.n_layers :])
 
     def flow(self) -> tfb.Bijector:
-        """Base -> data: MAF blocks with the order of the dimensions reversed between consecutive blocks."""
+        """Base -> data: MAF blocks with the order of the dimensions reversed between consecutive blocks, then
+        ``data_units``."""
         reverse = tfb.Permute(permutation=list(range(self.spec.n_features - 1, -1, -1)))
-        steps = []
+        steps = []  # in the order they apply
         for block in range(self.spec.n_blocks):
             if block:
                 steps.append(reverse)
             steps.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=self.network(block)))
+        if self.data_units is not None:
+            steps.append(self.data_units)
         return tfb.Chain(steps[::-1])  # Chain applies its last bijector first
 
     def components(self) -> tfd.Distribution:

@@ -20,11 +20,17 @@ from sklearn.utils import check_random_state, check_scalar
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nfmix import persistence, presets
+from nfmix.scaling import FeatureScaling
 
 ALGORITHMS = ("mle", "em_soft", "em_hard")
 INITS = ("random", "kmeans", "spectral")
 ACTIVATION_NAMES = ("tanh", "relu", "elu", "gelu", "sigmoid")
-MAX_ABS_VALUE = 1e15  # beyond this, squares in float32 density arithmetic overflow
+MAX_ABS_VALUE = 1e15  # beyond this (in rescaled units), squares in float32 density arithmetic overflow
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+FLOAT_DTYPES = (np.float64, np.float32)  # float32 data stays float32 (no copy); anything else becomes float64
+SPECTRAL_NEIGHBOURS = 10  # scikit-learn's SpectralClustering graph (nfmix.initialise)
+MIN_BASE_SCALE = 1e-18  # its square, ~1e-36, is still a normal float32
+MIN_FLOAT32_STEPS = 1000  # a feature with fewer distinct float32 values across its range has lost its precision
 
 
 class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
@@ -32,8 +38,12 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
     Each component is a diagonal Gaussian pushed through its own ``tfp.bijectors.MaskedAutoregressiveFlow``;
     a point's cluster is its most probable component. The defaults are nfmix's best measured set-up for
-    low-dimensional data (README, "Defaults"); :meth:`paper` gives the published one. Features should be on a
-    scale near 1 (min-max or standard scaling), as for any network.
+    low-dimensional data (README, "Defaults"); :meth:`paper` gives the published one.
+
+    ``fit`` maps each feature to [0, 1] by its training minimum and range (:mod:`nfmix.scaling`), the scale the
+    paper's set-up assumes, so the fitted clusters do not depend on where the data sit or on each feature's
+    units, as a Gaussian mixture's do not. Every density, score and sample is in the data's own units: the
+    rescaling's log-determinant is part of each log-density.
 
     Parameters
     ----------
@@ -72,7 +82,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     m_step_epochs : int, default=5
         Epochs per M-step for the EM algorithms.
     base_scale : float, default=0.1
-        Standard deviation of the base Gaussians for ``init="random"``.
+        Standard deviation of the base Gaussians for ``init="random"``, in rescaled units (features span [0, 1]).
     trainable_base : bool, default=False
         Also learn the base locations (the paper keeps them fixed).
     reseed : bool, default=True
@@ -95,6 +105,11 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
     Attributes
     ----------
+    data_min_ : ndarray of shape (n_features_in_,)
+        Each feature's minimum on the training data (float64).
+    data_range_ : ndarray of shape (n_features_in_,)
+        Each feature's range on the training data, 1 for a constant feature; the flows see
+        ``(X - data_min_) / data_range_``.
     params_ : dict of str to ndarray
         The kept restart's parameters: ``logits (K,)``, ``loc (K, D)``, ``scale (K, D)`` and every block's
         ``made_b/kernel_i (K, in, out)`` (unmasked) and ``made_b/bias_i (K, out)``.
@@ -103,7 +118,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     labels_ : ndarray of shape (n_samples,)
         The most probable component of each training point.
     history_ : dict
-        ``"loss"``: the kept restart's mean negative log-likelihood of the mixture, one value per epoch, each the
+        ``"start_loss"``: the kept restart's mean negative log-likelihood at its starting weights;
+        ``"loss"``: the same, one value per epoch, each the
         mean over that epoch's minibatches evaluated before their updates (for every algorithm);
         ``"loss_per_restart"`` the same for all restarts (NaN once a restart diverged and stopped); ``"em_objective"``
         (EM only) the M-step objective -mean_n sum_k r_nk log p_k(x_n); ``"reseeds"`` and ``"diverged"``
@@ -196,11 +212,18 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             The fitted estimator.
         """
         self._validate_hyperparameters()
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be a function callback(model, epoch) or None; got {callback!r}")
         self.__dict__.pop("_fitted_spec", None)  # a fit that fails leaves the model unfitted, not half-refitted
         X = self._validate_training_data(X)
+        scaling = FeatureScaling.fit(X)
+        _warn_if_float32_lost_precision(X, scaling)
+        # Set before training, so that a callback's predictions read the user's units too.
+        self.data_min_, self.data_range_ = scaling.data_min, scaling.data_range
+        X = scaling.transform(X)
         self._train(X, check_random_state(self.random_state), callback)
         # Only now, with the training state released, so that its memory and prediction's do not add up.
-        self.labels_ = self.predict(X)
+        self.labels_ = _responsibilities(self._weighted_log_prob(X)).argmax(axis=1)
         self._warn_about_training()
         return self
 
@@ -228,25 +251,42 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         finally:
             self.__dict__.pop("_live", None)
         self._keep_best(spec, trainer, final_nll, record)
+        self._warn_if_no_weight_moved(spec, values, record)
+
+    def _warn_if_no_weight_moved(self, spec, start_values, record) -> None:
+        """A step below the weights' float32 resolution is lost in rounding: then training did nothing."""
+        if any(event["restart"] == self.best_restart_ for event in record.diverged + record.reseeds):
+            return  # restored or re-drawn weights say nothing about the step size
+        kernels = [(i, name) for i, name in enumerate(spec.names()) if "/kernel_" in name]
+        if all(np.array_equal(start_values[i][self.best_restart_], self.params_[name]) for i, name in kernels):
+            warnings.warn(f"training changed no network weight: steps of learning_rate={self.learning_rate} are "
+                          "lost in the float32 rounding of the weights; raise learning_rate (the default is 1e-2)",
+                          RuntimeWarning, stacklevel=4)
 
     def _validate_hyperparameters(self) -> None:
         integral, real = numbers.Integral, numbers.Real
         for name in ("n_components", "n_init", "n_blocks", "epochs", "batch_size", "m_step_epochs"):
-            check_scalar(getattr(self, name), name, integral, min_val=1)
+            _check_number(self, name, integral, min_val=1)
         for name in ("learning_rate", "base_scale"):
-            check_scalar(getattr(self, name), name, real, min_val=0, include_boundaries="neither")
+            _check_number(self, name, real, min_val=0, include_boundaries="neither")
             if not np.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be finite; got {getattr(self, name)!r}")
-        check_scalar(self.verbose, "verbose", integral, min_val=0)
+        if self.learning_rate < FLOAT32_TINY:
+            raise ValueError(f"learning_rate={self.learning_rate!r} underflows float32, the training arithmetic "
+                             f"(smallest normal {FLOAT32_TINY:.2g}): no weight would change")
+        if self.base_scale < MIN_BASE_SCALE:
+            raise ValueError(f"base_scale={self.base_scale!r} is too small for float32 density arithmetic: its "
+                             f"square underflows (use at least {MIN_BASE_SCALE:g}; features are rescaled to [0, 1])")
+        _check_number(self, "verbose", integral, min_val=0)
         if self.min_weight is not None:
-            check_scalar(self.min_weight, "min_weight", real, min_val=0, max_val=1, include_boundaries="left")
+            _check_number(self, "min_weight", real, min_val=0, max_val=1, include_boundaries="left")
         if self.tol is not None:
-            check_scalar(self.tol, "tol", real, min_val=0)
+            _check_number(self, "tol", real, min_val=0)
         for name in ("min_weight", "tol"):  # check_scalar lets NaN through: comparisons with it are false
             if getattr(self, name) is not None and not np.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be finite or None; got {getattr(self, name)!r}")
         if self.check_every is not None:
-            check_scalar(self.check_every, "check_every", integral, min_val=1)
+            _check_number(self, "check_every", integral, min_val=1)
         self._validate_init()
         for name, options in (("algorithm", ALGORITHMS), ("activation", ACTIVATION_NAMES)):
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in options:
@@ -271,7 +311,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 raise ValueError(f"init as labels must be a 1-D integer array with values in [0, n_components="
                                  f"{self.n_components}); got dtype {labels.dtype}, shape {labels.shape}")
         if self.init_epochs is not None:
-            check_scalar(self.init_epochs, "init_epochs", numbers.Integral, min_val=0, max_val=self.epochs)
+            _check_number(self, "init_epochs", numbers.Integral, min_val=0, max_val=self.epochs)
             if isinstance(self.init, str) and self.init == "random" and self.init_epochs > 0:
                 raise ValueError('init_epochs > 0 needs a starting partition; init="random" has none')
 
@@ -281,13 +321,16 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return 0 if isinstance(self.init, str) and self.init in ("kmeans", "random") else int(self.epochs) // 4
 
     def _validate_training_data(self, X) -> np.ndarray:
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
+        _refuse_text(X)
+        X = validate_data(self, X, dtype=FLOAT_DTYPES, ensure_min_samples=2)
         if len(X) < self.n_components:
             raise ValueError(f"n_samples={len(X)} should be >= n_components={self.n_components}")
-        _check_magnitude(X)
         if not isinstance(self.init, str) and len(self.init) != len(X):
             raise ValueError(f"init has {len(self.init)} labels but X has {len(X)} rows")
-        if (np.ptp(X, axis=0) == 0).all():  # some constant features are fine (image borders): scales are floored
+        if isinstance(self.init, str) and self.init == "spectral" and len(X) < SPECTRAL_NEIGHBOURS:
+            raise ValueError(f'init="spectral" builds a {SPECTRAL_NEIGHBOURS}-nearest-neighbour graph and needs at '
+                             f'least {SPECTRAL_NEIGHBOURS} rows; X has {len(X)} (use init="kmeans")')
+        if (X.max(axis=0) == X.min(axis=0)).all():  # some constant features are fine (image borders): scales are floored
             raise ValueError("every feature of X is constant: there is no spread to fit a density to")
         return X
 
@@ -296,34 +339,47 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         diverged = np.isin(np.arange(spec.n_restarts), [e["restart"] for e in record.diverged])
         finite = np.isfinite(final_nll)
         if not finite.any():
+            base = (f", or raise base_scale (now {self.base_scale})" if isinstance(self.init, str)
+                    and self.init == "random" else "")
             raise ValueError(f"every restart diverged: the likelihood is NaN or infinite even at the last weights "
-                             f"with a finite loss. Lower learning_rate (now {self.learning_rate}) or rescale X.")
+                             f"with a finite loss. Lower learning_rate (now {self.learning_rate}){base}.")
         eligible = finite & ~diverged if (finite & ~diverged).any() else finite
         if not (finite & ~diverged).any():
             warnings.warn("every restart diverged; the model keeps the best of their last weights with a finite loss",
                           RuntimeWarning, stacklevel=3)
         best = int(np.argmin(np.where(eligible, final_nll, np.inf)))
+        # The loop's losses are of the rescaled data; the fitted attributes give them in the data's units.
+        to_data_units = -self._scaling().log_det
+        final_nll = final_nll + to_data_units
         self.params_ = dict(zip(spec.names(), trainer.restart_values(best)))
         self._fitted_spec = spec.with_restarts(1)
         self.weights_ = softmax(self.params_["logits"].astype(np.float64))
         self.best_restart_ = best
         self.restart_losses_ = final_nll
         self.lower_bound_ = float(-final_nll[best])
-        nll = np.concatenate(record.nll)
-        self.history_ = {"loss": nll[:, best].tolist(), "loss_per_restart": nll.tolist(),
+        nll = np.concatenate(record.nll) + to_data_units
+        self.history_ = {"start_loss": float(record.start_nll[best] + to_data_units), "loss": nll[:, best].tolist(),
+                         "loss_per_restart": nll.tolist(),
                          "reseeds": record.reseeds, "diverged": record.diverged, "e_steps": record.e_steps,
                          "seconds": record.seconds}
         if self.algorithm != "mle":
-            self.history_["em_objective"] = np.concatenate(record.objective)[:, best].tolist()
+            objective = np.concatenate(record.objective) + to_data_units
+            self.history_["em_objective"] = objective[:, best].tolist()
         self.n_iter_ = record.epochs
         self.converged_ = record.converged
 
     def _warn_about_training(self) -> None:
-        first, last = self.history_["loss"][0], self.restart_losses_[self.best_restart_]
+        # Measured from the starting weights, not the first epoch: a step too large can blow up within it. A
+        # re-seed moves a component on purpose, so then from the first epoch after the last one.
+        first, since = self.history_["start_loss"], "its start"
+        reseeds = [e["epoch"] for e in self.history_["reseeds"] if e["restart"] == self.best_restart_]
+        if reseeds and max(reseeds) < len(self.history_["loss"]):
+            first, since = self.history_["loss"][max(reseeds)], f"epoch {max(reseeds)} (its last re-seed)"
+        last = self.restart_losses_[self.best_restart_]
         if np.isfinite(first) and last > first + 1e-3 * max(1.0, abs(first)):
             self.converged_ = False
-            warnings.warn(f"the kept restart's mean negative log-likelihood rose over training, from {first:.4g} to "
-                          f"{last:.4g}: learning_rate={self.learning_rate} is likely too large for this data's scale",
+            warnings.warn(f"the kept restart's mean negative log-likelihood rose over training, from {first:.4g} at "
+                          f"{since} to {last:.4g}: learning_rate={self.learning_rate} is likely too large",
                           RuntimeWarning, stacklevel=3)
         elif self.tol is not None and not self.converged_:
             warnings.warn(f"MAFMixture did not reach tol={self.tol} within epochs={self.epochs}; raise epochs or tol",
@@ -340,12 +396,29 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         spec = self._fitted_spec
         return spec, [np.asarray(self.params_[name])[None] for name in spec.names()]
 
+    def _scaling(self) -> FeatureScaling:
+        return FeatureScaling(self.data_min_, self.data_range_)
+
     def _validate_inference_data(self, X) -> np.ndarray:
+        """``X`` checked against the fit, and rescaled as the training data were (float32)."""
         if self.__dict__.get("_live") is None:
             check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float32, reset=False)
+        _refuse_text(X)
+        X = self._scaling().transform(validate_data(self, X, dtype=FLOAT_DTYPES, reset=False))
         _check_magnitude(X)
         return X
+
+    def _weighted_log_prob(self, X) -> np.ndarray:
+        """:meth:`weighted_log_prob` of rescaled rows, in the user's units (float64)."""
+        from nfmix.train import CompiledDensity
+
+        spec, values = self._parameters()
+        weighted = CompiledDensity.evaluate(spec, values, X)[:, 0, :]
+        if np.isnan(weighted).any() or np.isposinf(weighted).any():
+            row = np.flatnonzero(np.isnan(weighted).any(axis=1) | np.isposinf(weighted).any(axis=1))[0]
+            raise ValueError(f"the log-density of row {row} is not a number: its values are beyond what the model's "
+                             "float32 arithmetic can hold, relative to the training data's range")
+        return weighted.astype(np.float64) + self._scaling().log_det
 
     def weighted_log_prob(self, X) -> np.ndarray:
         """``log pi_k + log p_k(x)`` of every row and component.
@@ -359,16 +432,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         ndarray of shape (n_samples, n_components)
             Its log-sum-exp over components is :meth:`score_samples`; its arg-max is :meth:`predict`.
         """
-        from nfmix.train import CompiledDensity
-
-        X = self._validate_inference_data(X)
-        spec, values = self._parameters()
-        weighted = CompiledDensity.evaluate(spec, values, X)[:, 0, :]
-        if np.isnan(weighted).any() or np.isposinf(weighted).any():
-            row = np.flatnonzero(np.isnan(weighted).any(axis=1) | np.isposinf(weighted).any(axis=1))[0]
-            raise ValueError(f"the log-density of row {row} is not a number: its values are beyond what the model's "
-                             "float32 arithmetic can hold; rescale X as it was for fit")
-        return weighted
+        return self._weighted_log_prob(self._validate_inference_data(X))
 
     def predict_proba(self, X) -> np.ndarray:
         """Responsibilities ``p(k | x)``.
@@ -382,12 +446,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         ndarray of shape (n_samples, n_components)
             Rows sum to 1.
         """
-        weighted = self.weighted_log_prob(X)
-        far = ~np.isfinite(weighted).any(axis=1)
-        if far.any():
-            raise ValueError(f"row {np.flatnonzero(far)[0]} of X has zero density under every component (it lies far "
-                             "outside the training data), so its cluster probabilities are undefined")
-        return softmax(weighted, axis=-1)
+        return _responsibilities(self.weighted_log_prob(X))
 
     def predict(self, X) -> np.ndarray:
         """The most probable component of each row, ``argmax_k log pi_k + log p_k(x)``.
@@ -448,14 +507,22 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             The component each point was drawn from.
         """
         from nfmix._tf import tf
+        from nfmix.flows import FlowMixture
 
+        if isinstance(n_samples, (bool, np.bool_)):
+            raise TypeError(f"n_samples must be a number, not a boolean; got {n_samples!r}")
         check_scalar(n_samples, "n_samples", numbers.Integral, min_val=1)
-        flows = self.flow_mixture()
+        spec, values = self._parameters()
+        flows = FlowMixture(spec, [tf.constant(np.asarray(v, np.float32)) for v in values])  # rescaled units
+        # The fitted mixture's weights, not n_components: set_params after fit must not change what is drawn.
+        weights = softmax(flows.logits.numpy()[0].astype(np.float64))
         rng = check_random_state(random_state)
-        labels = rng.choice(self.n_components, size=n_samples, p=self.weights_ / self.weights_.sum())
+        labels = rng.choice(len(weights), size=n_samples, p=weights)
         seed = tf.constant(rng.randint(2**31 - 1, size=2), tf.int32)  # a [2] seed makes TFP sample statelessly
         draws = flows.components().sample(n_samples, seed=seed).numpy()  # [n, 1, K, D]
-        return draws[np.arange(n_samples), 0, labels], labels
+        # Back to the data's units in float64, where data far from zero keep their precision.
+        draws = self._scaling().inverse_transform(draws[np.arange(n_samples), 0, labels])
+        return draws, labels
 
     def _n_parameters(self) -> int:
         """Free parameters: K-1 weights, the unmasked network weights and biases, and the locations if trained."""
@@ -487,7 +554,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
         spec, values = self._parameters()
         make = tf.Variable if trainable else tf.constant
-        return FlowMixture(spec, [make(np.asarray(v, np.float32)) for v in values])
+        scaling = self._scaling()
+        return FlowMixture(spec, [make(np.asarray(v, np.float32)) for v in values],
+                           None if scaling.is_identity else scaling.bijector())
 
     def distribution(self):
         """The fitted mixture as a TFP distribution (``MixtureSameFamily`` of MAF-transformed Gaussians)."""
@@ -497,46 +566,14 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
-        """Write the fitted model to the folder ``path`` (atomically; see :mod:`nfmix.persistence`)."""
-        from nfmix import __version__
-
-        check_is_fitted(self)
-        fitted = {"n_features_in_": int(self.n_features_in_), "n_iter_": int(self.n_iter_),
-                  "converged_": bool(self.converged_), "best_restart_": int(self.best_restart_),
-                  "lower_bound_": float(self.lower_bound_), "history_": self.history_,
-                  "feature_names_in_": getattr(self, "feature_names_in_", np.array([])).tolist(),
-                  "spec": [self._fitted_spec.n_features, list(self._fitted_spec.hidden_units),
-                           self._fitted_spec.n_blocks, self._fitted_spec.activation, self._fitted_spec.trainable_base]}
-        arrays = {**{f"params/{k}": v for k, v in self.params_.items()}, "restart_losses_": self.restart_losses_,
-                  "labels_": self.labels_}
-        persistence.save(path, self.get_params(), fitted, arrays, __version__)
+        """Write the fitted model to the folder ``path``, atomically: a crash leaves the old or the new model there,
+        and the folder's other files are kept (see :mod:`nfmix.persistence`)."""
+        persistence.save_model(self, path)
 
     @classmethod
     def load(cls, path) -> "MAFMixture":
-        """Read a model written by :meth:`save`; errors name the path and what is wrong."""
-        from nfmix.flows import MixtureSpec
-
-        params, fitted, arrays = persistence.load(path)
-        try:
-            model = cls(**params)
-            n_features, hidden, n_blocks, activation, trainable_base = fitted.pop("spec")
-            spec = MixtureSpec(1, int(model.n_components), n_features, tuple(hidden), n_blocks, activation,
-                               trainable_base)
-            names = fitted.pop("feature_names_in_")
-            for name, value in fitted.items():
-                setattr(model, name, value)
-            if names:
-                model.feature_names_in_ = np.asarray(names, dtype=object)
-            model.params_ = {name: arrays[f"params/{name}"] for name in spec.names()}
-            for name, shape in zip(spec.names(), spec.shapes()):
-                if model.params_[name].shape != shape[1:]:
-                    raise ValueError(f"{name} has shape {model.params_[name].shape}, expected {shape[1:]}")
-            model.restart_losses_, model.labels_ = arrays["restart_losses_"], arrays["labels_"]
-        except (TypeError, KeyError, ValueError) as error:
-            raise ValueError(f"{path} does not hold a consistent MAFMixture: {error}") from None
-        model._fitted_spec = spec
-        model.weights_ = softmax(model.params_["logits"].astype(np.float64))
-        return model
+        """Read a model written by :meth:`save`; refuses an inconsistent or edited one, naming the path and problem."""
+        return persistence.load_model(cls, path)
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: the base may hand back the live __dict__ itself
@@ -548,8 +585,58 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return hasattr(self, "_fitted_spec")
 
 
+def _responsibilities(weighted: np.ndarray) -> np.ndarray:
+    """``p(k | x)`` from ``log pi_k + log p_k(x)``; a row with zero density everywhere has none."""
+    far = ~np.isfinite(weighted).any(axis=1)
+    if far.any():
+        raise ValueError(f"row {np.flatnonzero(far)[0]} of X has zero density under every component (it lies far "
+                         "outside the training data), so its cluster probabilities are undefined")
+    return softmax(weighted, axis=-1)
+
+
+def _refuse_text(X) -> None:
+    """Refuse strings, even of digits, as ``check_array(dtype="numeric")`` does; NumPy would parse them silently.
+
+    Object arrays (and DataFrame columns) of numbers are accepted, as scikit-learn accepts them.
+    """
+    columns = X.items() if hasattr(X, "columns") and hasattr(X, "dtypes") else None  # a DataFrame
+    if columns is None:
+        array = X if isinstance(X, np.ndarray) else np.asarray(X, dtype=object)
+        columns = [(None, array.ravel())] if array.dtype.kind in "OUS" else []
+    for name, values in columns:
+        values = np.asarray(values)
+        if values.dtype.kind in "US" or (values.dtype.kind == "O" and any(isinstance(v, (str, bytes)) for v in values)):
+            where = f" (column {name!r})" if name is not None else ""
+            raise ValueError(f"X holds strings{where}: MAFMixture does not parse text into numbers; convert X "
+                             "explicitly (e.g. X.astype(float)) if its strings are numbers")
+
+
+def _warn_if_float32_lost_precision(X: np.ndarray, scaling: FeatureScaling) -> None:
+    """Warn when float32 data are so large for their spread that few distinct values are left in a feature."""
+    if X.dtype != np.float32:
+        return
+    magnitude = np.maximum(np.abs(scaling.data_min), np.abs(scaling.data_min + scaling.data_range))
+    steps = scaling.data_range / np.spacing(magnitude.astype(np.float32))
+    varying = X.max(axis=0) > X.min(axis=0)
+    coarse = np.flatnonzero(varying & (steps < MIN_FLOAT32_STEPS))
+    if coarse.size:
+        j = int(coarse[0])
+        warnings.warn(f"feature {j} of X spans only {steps[j]:.0f} float32 steps ({scaling.data_min[j]:.7g} to "
+                      f"{scaling.data_min[j] + scaling.data_range[j]:.7g}): float32 has rounded its values away. Centre "
+                      "X in float64 (X - X.mean(axis=0)) before converting it to float32, or pass float64",
+                      RuntimeWarning, stacklevel=3)
+
+
 def _check_magnitude(X: np.ndarray) -> None:
-    largest = max(abs(float(X.max())), abs(float(X.min())))  # no |X| copy of a large data set
-    if largest > MAX_ABS_VALUE:
-        raise ValueError(f"X has values up to {largest:.3g}, beyond what float32 density arithmetic holds "
-                         f"({MAX_ABS_VALUE:.0e}); rescale X (e.g. StandardScaler)")
+    largest = max(abs(float(X.max())), abs(float(X.min()))) if X.size else 0.0  # no |X| copy of a large data set
+    if not largest <= MAX_ABS_VALUE:  # also inf, from a rescaled float64 value beyond float32
+        raise ValueError(f"X has values up to {largest:.3g} times the training data's range from its minimum, beyond "
+                         f"what float32 density arithmetic holds ({MAX_ABS_VALUE:.0e})")
+
+
+def _check_number(estimator, name: str, kind, **bounds) -> None:
+    """``check_scalar`` on a hyperparameter, refusing booleans: ``True`` is an ``int`` to Python, never a count."""
+    value = getattr(estimator, name)
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number, not a boolean; got {value!r}")
+    check_scalar(value, name, kind, **bounds)

@@ -52,7 +52,8 @@ def mixture_like(model) -> tfd.Mixture:
             biases = [params[f"made_{b}/bias_{i}"][k] for i in range(spec.n_layers)]
             blocks.append([w for pair in zip(kernels, biases) for w in pair])
         base = tfd.MultivariateNormalDiag(params["loc"][k], params["scale"][k])
-        flow = _flow(spec.n_features, spec.hidden_units, blocks, spec.activation)
+        flow = tfb.Chain([model._scaling().bijector(), _flow(spec.n_features, spec.hidden_units, blocks,
+                                                              spec.activation)])
         components.append(tfd.TransformedDistribution(base, flow))
     return tfd.Mixture(tfd.Categorical(logits=params["logits"]), components)
 

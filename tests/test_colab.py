@@ -69,6 +69,7 @@ def test_the_simulation_would_see_a_notebook_read_the_checkout(tmp_path):
     assert str(REPO / "README.md") in printed
 
 
+@pytest.mark.slow
 @pytest.mark.colab
 def test_colab_simulation_runs_every_notebook_from_the_installed_wheel_alone(tmp_path):
     import colab_sim

@@ -51,15 +51,16 @@ def test_a_learning_rate_that_is_not_positive_is_refused(moons, learning_rate):
         MAFMixture(2, learning_rate=learning_rate).fit(moons)
 
 
-@pytest.mark.parametrize("settings, X_scale", [
-    ({"learning_rate": 1.0}, 1.0),  # full batch: climbs from 6 to 28
-    ({"init": "kmeans"}, 1e-4),  # data far smaller than the flows' scale
+@pytest.mark.parametrize("settings", [
+    {"learning_rate": 1.0},  # full batch: climbs over the epochs
+    {"learning_rate": 1.0, "batch_size": 32, "epochs": 3},  # blows up within the first epoch
 ])
-def test_a_loss_that_rises_over_training_is_a_warning(moons, settings, X_scale):
+def test_a_loss_that_rises_over_training_is_a_warning(moons, settings):
     model = MAFMixture(2, **{**OLD, "epochs": 300, **settings}, tol=1e-9, random_state=0)
     with pytest.warns(RuntimeWarning, match="rose over training"):
-        model.fit(moons * X_scale)
+        model.fit(moons)
     assert not model.converged_  # tol stopped it, but a rising loss is no convergence
+    assert model.restart_losses_[model.best_restart_] > model.history_["start_loss"]
 
 
 def test_constant_data_is_refused_before_fitting():
@@ -84,7 +85,9 @@ def test_points_beyond_float32_reach_are_refused_not_labelled(moons):
     with pytest.raises(ValueError, match="beyond what float32"):
         model.predict_proba(np.array([[1e19, 0.0]]))
     with pytest.raises(ValueError, match="beyond what float32"):
-        MAFMixture(2).fit(np.vstack([moons, [[1e19, 0.0]]]))
+        model.predict_proba(np.array([[1e300, 0.0]]))  # inf once rescaled to float32
+    with pytest.raises(ValueError, match="spans more than float64 holds"):
+        MAFMixture(2).fit(np.vstack([moons, [[1.7e308, 0.0], [-1.7e308, 1.0]]]))
 
 
 def test_far_points_get_finite_probabilities_not_nan(moons):
@@ -174,3 +177,116 @@ def test_no_warning_on_a_healthy_fit(moons):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         MAFMixture(2, n_init=2, epochs=50, random_state=0).fit(moons)
+
+
+# ---------------------------------------------------------------------------------------------- issue 23
+SMALL_FIT = dict(n_init=2, epochs=60, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def unshifted(moons):
+    return MAFMixture(2, **SMALL_FIT).fit(moons)
+
+
+@pytest.mark.parametrize("shift, scale", [(10.0, 1.0), (0.0, 100.0), (0.0, np.array([1e3, 1e-3])),
+                                          (-1e3, np.array([1e6, 1e-6]))])
+def test_the_fit_does_not_depend_on_where_the_data_sit_or_their_units(moons, unshifted, shift, scale):
+    from sklearn.metrics import adjusted_rand_score
+
+    # In float64 (moons * 10.0 would stay float32 and lose up to 4 ulps), rescaling gives back moons' float32 data
+    # bit for bit, but for the last case: an offset 1e9 times the spread moves some values 1 ulp; hence tolerances.
+    moved = moons.astype(np.float64) * scale + shift
+    model = MAFMixture(2, **SMALL_FIT).fit(moved)
+    assert adjusted_rand_score(unshifted.labels_, model.labels_) >= 0.99
+    # A density in other units is the same density times the Jacobian of the change of units.
+    log_det = -np.log(np.broadcast_to(scale, (2,))).sum()
+    np.testing.assert_allclose(model.score(moved), unshifted.score(moons) + log_det, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(model.lower_bound_, unshifted.lower_bound_ + log_det, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(model.score_samples(moved[:50]), unshifted.score_samples(moons[:50]) + log_det,
+                               rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(model.data_min_, moved.min(axis=0))
+    drawn, labels = model.sample(20, random_state=1)  # the same draws, in the moved data's units
+    reference, reference_labels = unshifted.sample(20, random_state=1)
+    np.testing.assert_array_equal(labels, reference_labels)
+    np.testing.assert_allclose((drawn - shift) / scale, reference, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["n_components", "n_init", "n_blocks", "epochs", "batch_size", "m_step_epochs",
+                                  "learning_rate", "base_scale", "verbose", "min_weight", "tol", "check_every",
+                                  "init_epochs"])
+def test_a_boolean_is_refused_where_a_number_is_meant(moons, name):
+    with pytest.raises(TypeError, match=f"{name} must be a number, not a boolean"):
+        MAFMixture(**{"n_components": 2, name: True}).fit(moons)
+
+
+@pytest.mark.parametrize("make", [
+    lambda X: X.astype(str),  # unicode digits
+    lambda X: X.astype(str).astype(object),
+    lambda X: __import__("pandas").DataFrame(X.astype(str), columns=["a", "b"]),
+    lambda X: X.astype(str).tolist(),
+])
+def test_strings_are_refused_even_when_they_spell_numbers(moons, make):
+    with pytest.raises(ValueError, match="X holds strings"):
+        MAFMixture(2).fit(make(moons))
+
+
+def test_an_object_array_of_numbers_is_fitted_like_the_numbers(moons, unshifted):
+    model = MAFMixture(2, **SMALL_FIT).fit(moons.astype(object))
+    np.testing.assert_array_equal(model.labels_, unshifted.labels_)  # the same float32 data, the same process
+    with pytest.raises(ValueError, match="X holds strings"):
+        model.predict(moons.astype(str))
+
+
+def test_float32_data_whose_spread_was_rounded_away_is_a_warning(moons):
+    with pytest.warns(RuntimeWarning, match="float32 steps.*Centre X in float64"):
+        MAFMixture(2, n_init=1, epochs=2, random_state=0).fit((moons + 1e6).astype(np.float32))
+
+
+def test_a_learning_rate_that_underflows_float32_is_refused(moons):
+    with pytest.raises(ValueError, match="learning_rate=1e-50 underflows float32"):
+        MAFMixture(2, learning_rate=1e-50).fit(moons)
+
+
+def test_a_learning_rate_lost_in_rounding_is_a_warning(moons):
+    with pytest.warns(RuntimeWarning, match="changed no network weight"):
+        MAFMixture(2, n_init=1, epochs=5, learning_rate=1e-30, random_state=0).fit(moons)
+
+
+def test_a_base_scale_whose_square_underflows_is_refused(moons):
+    with pytest.raises(ValueError, match="base_scale=1e-30 is too small"):
+        MAFMixture(2, init="random", base_scale=1e-30).fit(moons)
+
+
+def test_an_infinite_final_loss_stays_infinite_so_the_restart_is_never_kept(moons):
+    from nfmix.fitting import FitLoop
+    from nfmix.flows import MixtureSpec
+    from nfmix.initialise import initial_values
+    from nfmix.train import Trainer
+
+    spec = MixtureSpec(2, 2, 2, (4,))
+    values = initial_values(spec, moons, "random", 0.1, np.random.RandomState(0))
+    values[1][0] = 1e30  # restart 0's bases so far away that every point has zero density
+    trainer = Trainer(spec, values, 1e-2, 4000)
+    losses = FitLoop(MAFMixture(2), trainer, moons, np.random.RandomState(0)).final_losses()
+    assert losses[0] == np.inf and np.isfinite(losses[1])
+
+
+def test_a_callback_that_cannot_be_called_is_refused_before_any_work(moons):
+    with pytest.raises(TypeError, match="callback must be a function"):
+        MAFMixture(2).fit(moons, callback=5)
+
+
+def test_a_spectral_start_on_too_few_rows_is_refused_clearly(moons):
+    with pytest.raises(ValueError, match='init="spectral" builds a 10-nearest-neighbour graph'):
+        MAFMixture(2, init="spectral").fit(moons[:8])
+
+
+def test_fitting_a_dataframe_warns_nothing_about_feature_names(moons):
+    import pandas as pd
+
+    frame = pd.DataFrame(moons, columns=["x", "y"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model = MAFMixture(2, n_init=1, epochs=5, random_state=0).fit(frame)
+        model.predict(frame)
+    assert list(model.feature_names_in_) == ["x", "y"]

@@ -15,19 +15,27 @@ FLOATS = st.one_of(
     st.sampled_from([0.0, 1e-30, -1e-30, 1e19, -1e19, 3.4e38]),
 )
 SHAPES = hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=40)
+NUMBERS = hnp.arrays(np.float64, st.tuples(st.integers(4, 60), st.integers(1, 4)), elements=st.floats(-5, 5))
+MAGNITUDES = st.sampled_from([1e-6, 1e-3, 1.0, 1e3, 1e6])
 ARRAYS = st.one_of(
     hnp.arrays(st.sampled_from([np.float64, np.float32]), SHAPES, elements=FLOATS),
     hnp.arrays(st.sampled_from([np.int64, np.int8, np.bool_]), SHAPES),
-    hnp.arrays(np.float64, st.tuples(st.integers(4, 60), st.integers(1, 4)), elements=st.floats(-5, 5)),
+    NUMBERS,
+    # offset and scaled per feature, from 1e-6 to 1e6: the rescaling inside fit must absorb both
+    st.builds(lambda X, scale, offset: X * scale + offset, NUMBERS, MAGNITUDES, MAGNITUDES),
+    NUMBERS.map(lambda X: X.astype(object)),  # numbers in an object array are accepted, as in scikit-learn
+    NUMBERS.map(lambda X: X.astype(str)),  # strings of digits never are
+    NUMBERS.map(lambda X: X.astype(str).astype(object)),
 )
 HYPERPARAMETERS = st.fixed_dictionaries({}, optional={
-    "n_components": st.one_of(st.integers(-1, 4), st.just(2.5)),
+    "n_components": st.one_of(st.integers(-1, 4), st.just(2.5), st.booleans()),
     "hidden_units": st.sampled_from([(3,), (2, 2), (), (0,), "wide", (3.5,)]),
-    "n_init": st.integers(0, 2),
+    "n_init": st.one_of(st.integers(0, 2), st.booleans()),
+    "epochs": st.one_of(st.integers(1, 3), st.booleans()),
     "init": st.sampled_from(["random", "kmeans", "pca"]),
     "algorithm": st.sampled_from(["mle", "em_soft", "em_hard", "vi"]),
-    "learning_rate": st.one_of(st.floats(-1.0, 10.0), st.just(float("nan")), st.just("fast")),
-    "batch_size": st.integers(0, 64),
+    "learning_rate": st.one_of(st.floats(-1.0, 10.0), st.just(float("nan")), st.just("fast"), st.booleans()),
+    "batch_size": st.one_of(st.integers(0, 64), st.booleans()),
     "base_scale": st.floats(-1.0, 2.0),
     "min_weight": st.one_of(st.none(), st.floats(-0.5, 1.5)),
     "activation": st.sampled_from(["tanh", "relu", "swish", None]),
@@ -51,3 +59,7 @@ def test_every_call_raises_a_clear_error_or_returns_finite_probabilities(X, hype
         return
     assert np.isfinite(proba).all() and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     assert labels.min() >= 0 and labels.max() < model.n_components
+    # What the audit found accepted: a boolean count or rate, and text parsed as numbers.
+    assert not any(isinstance(v, bool) for k, v in hyperparameters.items() if k != "init"), "a boolean was accepted"
+    assert np.asarray(X).dtype.kind not in "US" and not any(isinstance(v, str) for v in np.ravel(X)), \
+        "strings were parsed as numbers"

@@ -70,10 +70,12 @@ def _by_method(rows):
     return {row["method"].split(" ")[0]: row for row in rows}
 
 
+@pytest.mark.slow
 def test_derivation_runs(tmp_path):
     _execute("01_derivation", tmp_path, smoke=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["two_banana", "pinwheel"])
 def test_toy_notebook_beats_random_labels_and_writes_a_gif(tmp_path, dataset):
     rows = _by_method(_execute("02_toy_2d", tmp_path, dataset=dataset, smoke=True))
@@ -82,12 +84,14 @@ def test_toy_notebook_beats_random_labels_and_writes_a_gif(tmp_path, dataset):
     assert {"final.png", "gmm_vs_flows.png", "density_snapshots.png"} <= {p.name for p in (tmp_path / "out").iterdir()}
 
 
+@pytest.mark.slow
 def test_image_notebook_on_digits(tmp_path):
     rows = _by_method(_execute("03_images", tmp_path, dataset="digits", smoke=True, baseline_n_init=1))
     assert rows["maf_mixture"]["ari"] > rows["random"]["ari"]
     assert (tmp_path / "out" / "samples.png").is_file()
 
 
+@pytest.mark.slow
 @needs_fmnist
 def test_image_notebook_on_real_fashion_mnist_pca(tmp_path):
     rows = _by_method(_execute("03_images", tmp_path, dataset="fmnist", pca=100, subsample=3000, smoke=True,
@@ -95,6 +99,7 @@ def test_image_notebook_on_real_fashion_mnist_pca(tmp_path):
     assert rows["maf_mixture"]["n_clusters"] >= 2 and rows["kmeans"]["ari"] > 0.2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset, pca", BASELINE_VARIANTS, ids=lambda v: str(v))
 def test_every_generated_baseline_notebook_runs_its_own_dataset_under_an_extra_parameter(tmp_path, monkeypatch,
                                                                                         dataset, pca):
@@ -116,12 +121,14 @@ def test_every_generated_baseline_notebook_runs_its_own_dataset_under_an_extra_p
     assert _by_method(rows)["kmeans"]["ari"] > abs(_by_method(rows)["random"]["ari"])
 
 
+@pytest.mark.slow
 @needs_fmnist
 def test_baseline_template_on_real_fashion_mnist(tmp_path):
     rows = _by_method(_execute("05_baselines", tmp_path, dataset="fmnist", subsample=5000, n_init=2))
     assert rows["kmeans"]["ari"] > 0.25 and abs(rows["random"]["ari"]) < 0.02
 
 
+@pytest.mark.slow
 def test_results_notebook_renders_a_sweep_table(tmp_path):
     rows = _execute("02_toy_2d", tmp_path / "toy", dataset="moons", smoke=True)
     sweep_dir = tmp_path / "results" / "toy"
@@ -135,6 +142,7 @@ def test_results_notebook_renders_a_sweep_table(tmp_path):
     assert "maf_mixture (nfmix)" in text and "moons" in text
 
 
+@pytest.mark.slow
 def test_embedding_notebook_on_digits(tmp_path, monkeypatch):
     pytest.importorskip("umap")
     monkeypatch.setenv("NFMIX_CACHE", str(tmp_path / "cache"))  # papermill's kernel inherits it
