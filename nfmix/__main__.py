@@ -40,6 +40,10 @@ def _whole_number(least: int):
     return parse
 
 
+# What main writes into --out, each checked before the fit.
+OUTPUTS = ("density.png", "density.gif", "metrics.json", "metrics.csv")
+
+
 def _writable_folder(out: Path) -> str | None:
     """Why ``out`` cannot hold the results, or None: checked before the fit, not after it."""
     if out.exists() and not out.is_dir():
@@ -48,7 +52,12 @@ def _writable_folder(out: Path) -> str | None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         return f"cannot create {out}: {error.strerror}"
-    return None if os.access(out, os.W_OK | os.X_OK) else f"{out} is not writable"
+    if not os.access(out, os.W_OK | os.X_OK):
+        return f"{out} is not writable"
+    for name in OUTPUTS:
+        if (out / name).exists() and not (out / name).is_file():
+            return f"{out / name} exists and is not a file, so the {name} this writes cannot replace it"
+    return None
 
 
 def main(argv=None) -> dict:
@@ -81,16 +90,17 @@ def main(argv=None) -> dict:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    density_png, density_gif, metrics_json, metrics_csv = (out / name for name in OUTPUTS)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     plots.plot_density(model.score_samples, X, ax=axes[0], title=f"{args.dataset}: learned density")
     plots.plot_points(X, labels, ax=axes[1], title="clusters (most probable component)")
     plots.plot_loss(model.history_["loss"], ax=axes[2], per_restart=model.history_["loss_per_restart"])
-    plots.savefig(fig, "density.png", out)
-    recorder.save_gif(out / "density.gif")
-    (out / "metrics.json").write_text(json.dumps(rows, indent=1))
-    table.to_csv(out / "metrics.csv", index=False)
+    plots.savefig(fig, density_png.name, out)
+    recorder.save_gif(density_gif)
+    metrics_json.write_text(json.dumps(rows, indent=1))
+    table.to_csv(metrics_csv, index=False)
     print(table.to_string(index=False, float_format="%.3f"))
-    print(f"wrote {out / 'density.png'}, {out / 'density.gif'} and {out / 'metrics.json'}")
+    print(f"wrote {density_png}, {density_gif} and {metrics_json}")
     return rows[0]
 
 

@@ -44,7 +44,10 @@ class MixtureSpec:
     """What fixes the computation of a mixture of MAFs, not its values; equal specs share compiled code.
 
     Parameters travel as a list in :meth:`names` order, each with leading dimensions ``(R, K)``: logits ``[R, K]``,
-    base locations and scales ``[R, K, D]``, then each block's kernels ``[R, K, in, out]`` and biases ``[R, K, out]``.
+    the two base slots, then each block's kernels ``[R, K, in, out]`` and biases ``[R, K, out]``. The base slots
+    are ``loc`` and ``scale`` ``[R, K, D]`` for ``base="diag"`` (a diagonal Gaussian base), and ``loc [R, K, D]``
+    and ``whitening [R, K, D, D]`` for ``base="gmm"``: a lower-triangular ``W`` with ``W (x - loc)`` the
+    component's whitened coordinates, where its flow works on a standard normal base.
     """
 
     n_restarts: int
@@ -54,6 +57,10 @@ class MixtureSpec:
     n_blocks: int = 1
     activation: str = "tanh"
     trainable_base: bool = False
+    base: str = "diag"
+
+    LOGITS = 0  # slot of the mixture logits: always first, always trained
+    NETWORKS = 3  # slot where the first block's network weights start
 
     @property
     def batch_shape(self) -> tuple[int, int]:
@@ -67,8 +74,16 @@ class MixtureSpec:
     def n_layers(self) -> int:
         return len(self.hidden_units) + 1
 
+    @property
+    def base_names(self) -> list[str]:
+        return ["loc", "whitening"] if self.base == "gmm" else ["loc", "scale"]
+
+    def slot(self, name: str) -> int:
+        """Position of the parameter ``name`` in :meth:`names` order."""
+        return self.names().index(name)
+
     def names(self) -> list[str]:
-        names = ["logits", "loc", "scale"]
+        names = ["logits", *self.base_names]
         for b in range(self.n_blocks):
             names += [f"made_{b}/kernel_{i}" for i in range(self.n_layers)]
             names += [f"made_{b}/bias_{i}" for i in range(self.n_layers)]
@@ -78,11 +93,20 @@ class MixtureSpec:
         R, K, D = self.n_restarts, self.n_components, self.n_features
         sizes = self.layer_sizes
         block = [(R, K, n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:])] + [(R, K, n) for n in sizes[1:]]
-        return [(R, K), (R, K, D), (R, K, D)] + block * self.n_blocks
+        spread = (R, K, D, D) if self.base == "gmm" else (R, K, D)
+        return [(R, K), (R, K, D), spread] + block * self.n_blocks
 
     def trainable(self) -> list[bool]:
-        """Logits and networks train; base locations only with ``trainable_base``; base scales never."""
-        return [True, self.trainable_base, False] + [True] * (2 * self.n_layers * self.n_blocks)
+        """Logits and networks train; the base only with ``trainable_base`` (a diagonal base's scales never)."""
+        spread = self.trainable_base and self.base == "gmm"
+        return [True, self.trainable_base, spread] + [True] * (2 * self.n_layers * self.n_blocks)
+
+    def fields(self) -> dict:
+        """The spec's fields but ``n_restarts``, by name: what a saved model records of it."""
+        fields = dataclasses.asdict(self)
+        fields.pop("n_restarts")
+        fields["hidden_units"] = list(self.hidden_units)
+        return fields
 
     def masks(self) -> list[np.ndarray]:
         return made_masks(self.n_features, self.hidden_units)
@@ -170,19 +194,16 @@ class FlowMixture:
 
     @property
     def logits(self):
-        return self.values[0]
+        return self.values[MixtureSpec.LOGITS]
 
     @property
     def loc(self):
-        return self.values[1]
-
-    @property
-    def scale(self):
-        return self.values[2]
+        return self.values[self.spec.slot("loc")]
 
     def network(self, block: int) -> MADE:
         per_block = 2 * self.spec.n_layers
-        weights = self.values[3 + block * per_block : 3 + (block + 1) * per_block]
+        start = MixtureSpec.NETWORKS + block * per_block
+        weights = self.values[start : start + per_block]
         return MADE(self.spec, weights[: self.spec.n_layers], weights[self.spec.n_layers :])
 
     def flow(self) -> tfb.Bijector:
@@ -194,13 +215,19 @@ class FlowMixture:
             if block:
                 steps.append(reverse)
             steps.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=self.network(block)))
+        if self.spec.base == "gmm":  # whitened -> data coordinates: x = loc + W^-1 y (inverting costs a matmul)
+            whitening = self.values[self.spec.slot("whitening")]
+            steps += [tfb.Invert(tfb.ScaleMatvecTriL(scale_tril=whitening)), tfb.Shift(self.loc)]
         if self.data_units is not None:
             steps.append(self.data_units)
         return tfb.Chain(steps[::-1])  # Chain applies its last bijector first
 
     def components(self) -> tfd.Distribution:
         """The K flows of every restart: batch shape ``[R, K]``."""
-        base = tfd.MultivariateNormalDiag(loc=self.loc, scale_diag=self.scale)
+        if self.spec.base == "gmm":
+            base = tfd.MultivariateNormalDiag(loc=tf.zeros_like(self.loc), scale_diag=tf.ones_like(self.loc))
+        else:
+            base = tfd.MultivariateNormalDiag(loc=self.loc, scale_diag=self.values[self.spec.slot("scale")])
         return tfd.TransformedDistribution(base, self.flow())
 
     def mixture(self) -> tfd.MixtureSameFamily:

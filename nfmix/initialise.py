@@ -1,4 +1,5 @@
-"""Starting parameters of every restart: Glorot networks, and base Gaussians placed at random or by k-means."""
+"""Starting parameters of every restart: Glorot networks, and base Gaussians placed at random, by k-means, or
+(``base="gmm"``) a fitted Gaussian mixture's full-covariance components with every flow at the identity."""
 
 from __future__ import annotations
 
@@ -10,14 +11,21 @@ from nfmix.flows import MixtureSpec
 
 
 def network_values(spec: MixtureSpec, rng: np.random.RandomState) -> list[np.ndarray]:
-    """Every block's kernels (Glorot-uniform, masked) and zero biases, as ``tfb.AutoregressiveNetwork`` starts."""
+    """Every block's kernels (Glorot-uniform, masked) and zero biases, as ``tfb.AutoregressiveNetwork`` starts.
+
+    For ``base="gmm"`` each block's last kernel is zero too, so every flow starts as the identity (shift 0,
+    log-scale 0) and the mixture starts as its Gaussian mixture, exactly.
+    """
     values = []
-    shapes = spec.shapes()[3:]
+    shapes = spec.shapes()[MixtureSpec.NETWORKS :]
     for _ in range(spec.n_blocks):
+        kernels = []
         for shape, mask in zip(shapes, spec.masks()):
             limit = np.sqrt(6.0 / (shape[-2] + shape[-1]))
-            values.append(rng.uniform(-limit, limit, size=shape).astype(np.float32) * mask)
-        values += [np.zeros(shape, np.float32) for shape in shapes[spec.n_layers : 2 * spec.n_layers]]
+            kernels.append(rng.uniform(-limit, limit, size=shape).astype(np.float32) * mask)
+        if spec.base == "gmm":
+            kernels[-1] = np.zeros_like(kernels[-1])
+        values += kernels + [np.zeros(shape, np.float32) for shape in shapes[spec.n_layers : 2 * spec.n_layers]]
     return values
 
 
@@ -31,8 +39,14 @@ def initial_state(spec: MixtureSpec, X: np.ndarray, init, base_scale: float,
                   rng: np.random.RandomState) -> tuple[list[np.ndarray], np.ndarray | None]:
     """``(values, labels)``: the starting parameters, and each restart's starting partition ``[R, n]`` (None for
     "random", which has none). "kmeans" and "spectral" cluster once per restart; an array is every restart's."""
-    networks = network_values(spec, rng)
     R, K = spec.batch_shape
+    if spec.base == "gmm":
+        # The seeds come first, so that restart r starts as GaussianMixture(random_state=seeds[r]) fitted here.
+        seeds = rng.randint(2**31 - 1, size=R)
+        networks = network_values(spec, rng)
+        logits, loc, whitening, labels = _gmm_bases(X, K, init, seeds, rng)
+        return [np.asarray(a, np.float32) for a in (logits, loc, whitening)] + networks, labels
+    networks = network_values(spec, rng)
     labels = None
     if isinstance(init, str) and init == "random":  # the paper's: locations uniform in [0, 1)^D, one scale, equal weights
         loc = rng.rand(R, K, spec.n_features)
@@ -44,6 +58,56 @@ def initial_state(spec: MixtureSpec, X: np.ndarray, init, base_scale: float,
         labels = _spectral_labels(X, R, K, rng) if isinstance(init, str) else np.tile(np.asarray(init), (R, 1))
         loc, scale, logits = _bases_from_labels(X, labels, K)
     return [np.asarray(a, np.float32) for a in (logits, loc, scale)] + networks, labels
+
+
+def _gmm_bases(X, n_components, init, seeds, rng):
+    """Each restart's Gaussian mixture (:func:`gmm_start`) as log weights, means and whitening matrices, and its
+    partition: the one it started from (spectral, labels), else its own clusters."""
+    R = len(seeds)
+    partition = None
+    if isinstance(init, str) and init == "spectral":
+        partition = _spectral_labels(X, R, n_components, rng)
+    elif not isinstance(init, str):
+        partition = np.tile(np.asarray(init), (R, 1))
+    mixtures = [gmm_start(X, n_components, init if isinstance(init, str) else "labels", seeds[r],
+                          None if partition is None else partition[r]) for r in range(R)]
+    logits = np.log(np.stack([m.weights_ for m in mixtures]))
+    loc = np.stack([m.means_ for m in mixtures])
+    whitening = np.stack([whitening_of(m) for m in mixtures])
+    labels = partition if partition is not None else np.stack([m.predict(X) for m in mixtures])
+    return logits, loc, whitening, labels
+
+
+GMM_INIT_PARAMS = {"kmeans": "kmeans", "random": "random_from_data", "spectral": "kmeans", "labels": "kmeans"}
+
+
+def gmm_start(X: np.ndarray, n_components: int, init: str, seed: int, partition: np.ndarray | None = None):
+    """The fitted ``GaussianMixture`` (full covariances, one EM run from ``seed``) that one restart starts as.
+
+    ``init`` "kmeans" and "random" are scikit-learn's own starts (k-means, random data points); a ``partition``
+    (spectral, or the user's labels) gives EM its starting means and weights.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
+    starts = {}
+    if partition is not None:
+        counts = np.bincount(partition, minlength=n_components)
+        means = np.stack([X[partition == k].mean(axis=0) if counts[k] else X.mean(axis=0)
+                          for k in range(n_components)])
+        starts = dict(means_init=means, weights_init=np.maximum(counts, 1) / np.maximum(counts, 1).sum())
+    with warnings.catch_warnings():  # a start short of EM's tolerance is still that GMM
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return GaussianMixture(n_components, covariance_type="full", init_params=GMM_INIT_PARAMS[init],
+                               random_state=seed, **starts).fit(np.asarray(X, np.float64))
+
+
+def whitening_of(mixture) -> np.ndarray:
+    """Each component's lower-triangular ``W`` with ``W (x - mean)`` whitened: ``W^T W`` is its precision.
+
+    scikit-learn's ``precisions_cholesky_`` ``U`` (upper) has ``precision = U U^T`` and whitens by ``U^T (x - mean)``.
+    """
+    return np.swapaxes(mixture.precisions_cholesky_, -1, -2)
 
 
 def _scale_floor(X) -> float:

@@ -25,6 +25,7 @@ from nfmix.scaling import FeatureScaling
 ALGORITHMS = ("mle", "em_soft", "em_hard")
 INITS = ("random", "kmeans", "spectral")
 ACTIVATION_NAMES = ("tanh", "relu", "elu", "gelu", "sigmoid")
+BASES = ("diag", "gmm")
 MAX_ABS_VALUE = 1e15  # beyond this (in rescaled units), squares in float32 density arithmetic overflow
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 FLOAT_DTYPES = (np.float64, np.float32)  # float32 data stays float32 (no copy); anything else becomes float64
@@ -81,10 +82,19 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Adam's step size (Keras' betas and epsilon).
     m_step_epochs : int, default=5
         Epochs per M-step for the EM algorithms.
+    base : {"diag", "gmm"}, default="diag"
+        "diag": each flow pushes forward a diagonal Gaussian placed by ``init`` (the paper's model). "gmm": each
+        component is ``x = mean_k + W_k^-1 MAF_k(z)`` with ``z ~ N(0, I)``, started from a fitted
+        full-covariance ``GaussianMixture`` (one EM run per restart, seeded from ``random_state``, on the
+        rescaled data; ``init`` "kmeans" or "random" is its start, a partition gives its starting means) with
+        every flow at the identity, so the fit starts as that Gaussian mixture, exactly. The flows then work in
+        each component's whitened coordinates.
     base_scale : float, default=0.1
-        Standard deviation of the base Gaussians for ``init="random"``, in rescaled units (features span [0, 1]).
+        Standard deviation of the base Gaussians for ``base="diag"``, ``init="random"``, in rescaled units
+        (features span [0, 1]).
     trainable_base : bool, default=False
-        Also learn the base locations (the paper keeps them fixed).
+        Also learn the base locations (the paper keeps them fixed); with ``base="gmm"`` the means and whitening
+        matrices.
     reseed : bool, default=True
         Re-seed a component whose weight falls below ``min_weight`` at the data point that its restart explains
         worst, with fresh network weights and fresh Adam state (at most ``2 * n_components`` times a restart).
@@ -92,7 +102,17 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Weight below which a component counts as collapsed; None means ``0.1 / n_components``.
     tol : float or None, default=None
         Stop once the best restart's mean negative log-likelihood improves by less than ``tol`` nats between two
-        checks. None trains the full ``epochs`` (no stopping rule).
+        checks. None trains the full ``epochs`` (no stopping rule). With ``n_iter_no_change``, the held-out
+        improvement that counts instead.
+    validation_fraction : float, default=0.1
+        Share of the rows held out for early stopping (only with ``n_iter_no_change``), drawn with
+        ``random_state``.
+    n_iter_no_change : int or None, default=None
+        Early stopping on held-out likelihood, as in scikit-learn's gradient boosting: a restart stops once its
+        mean log-likelihood on the held-out rows has not improved by more than ``tol`` (0 if None) for this many
+        checks (``check_every``; every E-step for EM), and every restart ends at its best held-out weights
+        (the starting weights count, so ``base="gmm"`` never ends below its Gaussian mixture on held-out data).
+        Restarts are then ranked by held-out likelihood. None trains on every row with no such rule.
     check_every : int or None, default=None
         Epochs between checks (divergence, collapse, ``tol``, progress, callback). None means 100 for full-batch
         and 1 for minibatch training; the EM algorithms check at every E-step.
@@ -125,13 +145,19 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         (EM only) the M-step objective -mean_n sum_k r_nk log p_k(x_n); ``"reseeds"`` and ``"diverged"``
         (one dict per event, with its epoch); ``"e_steps"``; ``"seconds"`` of training.
     best_restart_ : int
-        Index of the kept restart.
+        Index of the kept restart: the best final training likelihood, or with early stopping the best held-out.
+    validation_scores_ : list of float
+        With early stopping: the kept restart's mean held-out log-likelihood at the start and at every check
+        (``history_["validation_loss"]`` holds its negatives, ``history_["validation_epochs"]`` their epochs).
+    best_validation_score_ : float
+        With early stopping: the best of ``validation_scores_``, the kept model's.
     restart_losses_ : ndarray of shape (n_init,)
         Each restart's final mean negative log-likelihood on the training data (inf if it was not finite).
     lower_bound_ : float
-        Mean log-likelihood of the kept model on the training data, ``-restart_losses_[best_restart_]``.
+        Mean log-likelihood of the kept model on the rows it trained on (all of ``X``, less the held-out rows
+        of early stopping), ``-restart_losses_[best_restart_]``.
     converged_ : bool
-        True only when the ``tol`` rule stopped training.
+        True only when the ``tol`` rule, or early stopping of every restart, stopped training.
     n_iter_ : int
         Gradient epochs run (the same for every algorithm; EM's E-steps are ``history_["e_steps"]``).
     n_features_in_ : int
@@ -148,8 +174,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
     def __init__(self, n_components=2, *, hidden_units=(10,), n_blocks=1, activation="tanh", n_init=10,
                  init="kmeans", init_epochs=None, algorithm="em_hard", epochs=2000, batch_size=4000,
-                 learning_rate=1e-2, m_step_epochs=5, base_scale=0.1, trainable_base=False, reseed=True, min_weight=None, tol=None,
-                 check_every=None, jit_compile=True, random_state=None, verbose=0):
+                 learning_rate=1e-2, m_step_epochs=5, base="diag", base_scale=0.1, trainable_base=False, reseed=True,
+                 min_weight=None, tol=None, validation_fraction=0.1, n_iter_no_change=None, check_every=None,
+                 jit_compile=True, random_state=None, verbose=0):
         self.n_components = n_components
         self.hidden_units = hidden_units
         self.n_blocks = n_blocks
@@ -162,11 +189,14 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.m_step_epochs = m_step_epochs
+        self.base = base
         self.base_scale = base_scale
         self.trainable_base = trainable_base
         self.reseed = reseed
         self.min_weight = min_weight
         self.tol = tol
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.check_every = check_every
         self.jit_compile = jit_compile
         self.random_state = random_state
@@ -236,10 +266,11 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
         spec = MixtureSpec(int(self.n_init), int(self.n_components), X.shape[1],
                            tuple(int(h) for h in self.hidden_units), int(self.n_blocks), self.activation,
-                           bool(self.trainable_base))
-        values, partition = initial_state(spec, X, self.init, float(self.base_scale), rng)
+                           bool(self.trainable_base), self.base)
+        X, validation, init = self._split_validation(X, rng)
+        values, partition = initial_state(spec, X, init, float(self.base_scale), rng)
         trainer = Trainer(spec, values, self.learning_rate, int(self.batch_size), bool(self.jit_compile))
-        loop = FitLoop(self, trainer, X, rng, partition, self._init_epochs())
+        loop = FitLoop(self._fit_config(len(X), partition is not None), trainer, X, rng, partition, validation)
 
         def on_check(restart, epoch):
             self._live = (trainer, restart)  # predict and score_samples read this restart during the callback
@@ -253,10 +284,43 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self._keep_best(spec, trainer, final_nll, record)
         self._warn_if_no_weight_moved(spec, values, record)
 
+    def _split_validation(self, X, rng):
+        """``(training rows, held-out rows or None, init for the training rows)``: early stopping's split."""
+        if self.n_iter_no_change is None:
+            return X, None, self.init
+        from sklearn.model_selection import train_test_split
+
+        n_held_out = int(np.ceil(self.validation_fraction * len(X)))
+        if n_held_out < 1 or len(X) - n_held_out < max(2, self.n_components):
+            raise ValueError(f"validation_fraction={self.validation_fraction} of {len(X)} rows leaves "
+                             f"{len(X) - n_held_out} to train {self.n_components} components and {n_held_out} held "
+                             "out; early stopping needs more rows (or n_iter_no_change=None)")
+        train, held_out = train_test_split(np.arange(len(X)), test_size=n_held_out, random_state=rng)
+        train.sort(), held_out.sort()  # the training rows keep their order, as without a split
+        init = self.init if isinstance(self.init, str) else np.asarray(self.init)[train]
+        return X[train], X[held_out], init
+
+    def _fit_config(self, n_rows: int, has_partition: bool):
+        """Every setting the fitting loop reads, with its default resolved here, once."""
+        from nfmix.fitting import FitConfig
+
+        if self.algorithm != "mle":
+            check_every = int(self.m_step_epochs)
+        else:
+            check_every = int(self.check_every or (100 if self.batch_size >= n_rows else 1))
+        return FitConfig(algorithm=self.algorithm, epochs=int(self.epochs), check_every=check_every,
+                         init_epochs=self._init_epochs() if has_partition else 0,
+                         learning_rate=float(self.learning_rate), reseed=bool(self.reseed),
+                         min_weight=float(self.min_weight if self.min_weight is not None else 0.1 / self.n_components),
+                         tol=None if self.tol is None else float(self.tol),
+                         n_iter_no_change=None if self.n_iter_no_change is None else int(self.n_iter_no_change),
+                         verbose=int(self.verbose))
+
     def _warn_if_no_weight_moved(self, spec, start_values, record) -> None:
         """A step below the weights' float32 resolution is lost in rounding: then training did nothing."""
-        if any(event["restart"] == self.best_restart_ for event in record.diverged + record.reseeds):
-            return  # restored or re-drawn weights say nothing about the step size
+        if (record.best_validation_nll is not None
+                or any(event["restart"] == self.best_restart_ for event in record.diverged + record.reseeds)):
+            return  # restored (early stopping, divergence) or re-drawn weights say nothing about the step size
         kernels = [(i, name) for i, name in enumerate(spec.names()) if "/kernel_" in name]
         if all(np.array_equal(start_values[i][self.best_restart_], self.params_[name]) for i, name in kernels):
             warnings.warn(f"training changed no network weight: steps of learning_rate={self.learning_rate} are "
@@ -287,8 +351,11 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
                 raise ValueError(f"{name} must be finite or None; got {getattr(self, name)!r}")
         if self.check_every is not None:
             _check_number(self, "check_every", integral, min_val=1)
+        if self.n_iter_no_change is not None:
+            _check_number(self, "n_iter_no_change", integral, min_val=1)
+        _check_number(self, "validation_fraction", real, min_val=0, max_val=1, include_boundaries="neither")
         self._validate_init()
-        for name, options in (("algorithm", ALGORITHMS), ("activation", ACTIVATION_NAMES)):
+        for name, options in (("algorithm", ALGORITHMS), ("activation", ACTIVATION_NAMES), ("base", BASES)):
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in options:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {getattr(self, name)!r}")
         units = self.hidden_units
@@ -347,7 +414,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if not (finite & ~diverged).any():
             warnings.warn("every restart diverged; the model keeps the best of their last weights with a finite loss",
                           RuntimeWarning, stacklevel=3)
-        best = int(np.argmin(np.where(eligible, final_nll, np.inf)))
+        # Early stopping ranks restarts by their best held-out likelihood, as they are kept at it.
+        rank = record.best_validation_nll if record.best_validation_nll is not None else final_nll
+        best = int(np.argmin(np.where(eligible, rank, np.inf)))
         # The loop's losses are of the rescaled data; the fitted attributes give them in the data's units.
         to_data_units = -self._scaling().log_det
         final_nll = final_nll + to_data_units
@@ -362,6 +431,15 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
                          "loss_per_restart": nll.tolist(),
                          "reseeds": record.reseeds, "diverged": record.diverged, "e_steps": record.e_steps,
                          "seconds": record.seconds}
+        if record.best_validation_nll is not None:
+            held_out = np.stack(record.validation_nll) + to_data_units
+            self.history_.update(validation_loss=held_out[:, best].tolist(), validation_loss_per_restart=held_out.tolist(),
+                                 validation_epochs=record.validation_epochs, stopped=record.stopped)
+            self.validation_scores_ = (-held_out[:, best]).tolist()
+            self.best_validation_score_ = float(-(record.best_validation_nll[best] + to_data_units))
+        else:
+            self.__dict__.pop("validation_scores_", None)
+            self.__dict__.pop("best_validation_score_", None)
         if self.algorithm != "mle":
             objective = np.concatenate(record.objective) + to_data_units
             self.history_["em_objective"] = objective[:, best].tolist()
@@ -369,17 +447,15 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.converged_ = record.converged
 
     def _warn_about_training(self) -> None:
-        # Measured from the starting weights, not the first epoch: a step too large can blow up within it. A
-        # re-seed moves a component on purpose, so then from the first epoch after the last one.
-        first, since = self.history_["start_loss"], "its start"
-        reseeds = [e["epoch"] for e in self.history_["reseeds"] if e["restart"] == self.best_restart_]
-        if reseeds and max(reseeds) < len(self.history_["loss"]):
-            first, since = self.history_["loss"][max(reseeds)], f"epoch {max(reseeds)} (its last re-seed)"
-        last = self.restart_losses_[self.best_restart_]
+        # Measured from the starting weights, not the first epoch: a step too large can blow up within it.
+        first, last = self.history_["start_loss"], self.restart_losses_[self.best_restart_]
         if np.isfinite(first) and last > first + 1e-3 * max(1.0, abs(first)):
             self.converged_ = False
+            reseeds = sum(e["restart"] == self.best_restart_ for e in self.history_["reseeds"])
+            cause = (f" (or its {reseeds} re-seeds of components below min_weight moved it away from a better start)"
+                     if reseeds else "")
             warnings.warn(f"the kept restart's mean negative log-likelihood rose over training, from {first:.4g} at "
-                          f"{since} to {last:.4g}: learning_rate={self.learning_rate} is likely too large",
+                          f"its start to {last:.4g}: learning_rate={self.learning_rate} is likely too large{cause}",
                           RuntimeWarning, stacklevel=3)
         elif self.tol is not None and not self.converged_:
             warnings.warn(f"MAFMixture did not reach tol={self.tol} within epochs={self.epochs}; raise epochs or tol",
@@ -525,21 +601,24 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return draws, labels
 
     def _n_parameters(self) -> int:
-        """Free parameters: K-1 weights, the unmasked network weights and biases, and the locations if trained."""
+        """Free parameters: K-1 weights, the unmasked network weights and biases, and the bases that were fitted
+        (a GMM base's means and covariances always; a diagonal base's locations if trained)."""
         spec = self._parameters()[0]
+        K, D = spec.n_components, spec.n_features
         per_component = sum(int(m.sum()) for m in spec.masks()) + sum(spec.layer_sizes[1:])
-        count = per_component * spec.n_blocks * spec.n_components + spec.n_components - 1
-        return count + (spec.n_components * spec.n_features if spec.trainable_base else 0)
+        count = per_component * spec.n_blocks * K + K - 1
+        if spec.base == "gmm":
+            return count + K * (D + D * (D + 1) // 2)
+        return count + (K * D if spec.trainable_base else 0)
 
     def bic(self, X) -> float:
         """Bayesian information criterion on ``X`` (lower is better)."""
-        X = self._validate_inference_data(X)
-        return float(-2 * self.score(X) * len(X) + self._n_parameters() * np.log(len(X)))
+        log_density = self.score_samples(X)
+        return float(-2 * log_density.sum() + self._n_parameters() * np.log(len(log_density)))
 
     def aic(self, X) -> float:
         """Akaike information criterion on ``X`` (lower is better)."""
-        X = self._validate_inference_data(X)
-        return float(-2 * self.score(X) * len(X) + 2 * self._n_parameters())
+        return float(-2 * self.score_samples(X).sum() + 2 * self._n_parameters())
 
     def flow_mixture(self, trainable: bool = False):
         """The fitted model as a :class:`nfmix.flows.FlowMixture` with one restart (batch shape ``[1]``).

@@ -37,7 +37,7 @@ CONFIG_FILE, LEGACY_ARRAYS_FILE = "config.json", "arrays.npz"
 ARRAYS_FILE = re.compile(r"arrays(-[0-9a-f]{16})?\.npz")
 OWN_FILE = re.compile(rf"{ARRAYS_FILE.pattern}|\.{re.escape(CONFIG_FILE)}\.\w+\.tmp")
 ARRAY_PARAM = "constructor/"  # prefix of the arrays that hold array-valued constructor parameters (init labels)
-STRUCTURE = ("n_components", "hidden_units", "n_blocks", "activation", "trainable_base")
+STRUCTURE = ("n_components", "hidden_units", "n_blocks", "activation", "trainable_base", "base")
 
 
 def encode(value, name: str):
@@ -223,11 +223,10 @@ def load(path, build):
 # ---------------------------------------------------------------------- MAFMixture <-> saved data
 def structure_changes(params: dict, spec) -> list[str]:
     """The constructor parameters in ``params`` that no longer describe the fitted network ``spec``."""
-    fitted = {"n_components": spec.n_components, "hidden_units": spec.hidden_units, "n_blocks": spec.n_blocks,
-              "activation": spec.activation, "trainable_base": spec.trainable_base}
+    fitted = {name: getattr(spec, name) for name in STRUCTURE}
     changes = []
     for name in STRUCTURE:
-        value = params[name]
+        value = params.get(name, "diag" if name == "base" else None)  # format 1 predates base
         same = (isinstance(value, (tuple, list)) and tuple(value) == fitted[name] if name == "hidden_units"
                 else not isinstance(value, (tuple, list, np.ndarray)) and value == fitted[name])
         if not same:
@@ -252,7 +251,10 @@ def save_model(model, path) -> None:
               "converged_": bool(model.converged_), "best_restart_": int(model.best_restart_),
               "lower_bound_": float(model.lower_bound_), "history_": model.history_,
               "feature_names_in_": getattr(model, "feature_names_in_", np.array([])).tolist(),
-              "spec": [spec.n_features, list(spec.hidden_units), spec.n_blocks, spec.activation, spec.trainable_base]}
+              "spec": spec.fields()}
+    for name in ("validation_scores_", "best_validation_score_"):  # early stopping's
+        if hasattr(model, name):
+            fitted[name] = getattr(model, name)
     arrays = {**{f"params/{k}": v for k, v in model.params_.items()}, "restart_losses_": model.restart_losses_,
               "labels_": model.labels_}
     for name in ("data_min_", "data_range_"):
@@ -265,13 +267,9 @@ def load_model(cls, path):
     """A ``cls`` (MAFMixture) read from a folder written by :func:`save_model`; refuses inconsistent data."""
     from scipy.special import softmax
 
-    from nfmix.flows import MixtureSpec
-
     def build(params, fitted, arrays):
         model = cls(**params)
-        n_features, hidden, n_blocks, activation, trainable_base = fitted.pop("spec")
-        spec = MixtureSpec(1, int(model.n_components), int(n_features), tuple(hidden), int(n_blocks), activation,
-                           bool(trainable_base))
+        spec = _spec(fitted.pop("spec"), model)
         names = fitted.pop("feature_names_in_")
         for name, value in fitted.items():
             setattr(model, name, value)
@@ -288,6 +286,18 @@ def load_model(cls, path):
         return model
 
     return load(path, build)
+
+
+def _spec(saved, model):
+    """The fitted spec as saved: by field name (format 2), or as format 1's list."""
+    from nfmix.flows import MixtureSpec
+
+    if isinstance(saved, dict):
+        fields = {**saved, "hidden_units": tuple(int(h) for h in saved["hidden_units"])}
+        return MixtureSpec(n_restarts=1, **fields)
+    n_features, hidden, n_blocks, activation, trainable_base = saved
+    return MixtureSpec(1, int(model.n_components), int(n_features), tuple(hidden), int(n_blocks), activation,
+                       bool(trainable_base))
 
 
 def _check_consistent(model, spec, arrays: dict) -> None:

@@ -22,8 +22,9 @@ NFMIX_IMAGES = dict(PAPER_IMAGES, n_init=3, init="kmeans", reseed=True)
 
 # A UMAP embedding of images (nfmix.embedding, notebook 06): the 2D set-up, with 300 epochs (70,000 points give
 # 18 minibatches an epoch). See README, "Clustering in a UMAP embedding", for the collapse study behind it:
-# there a 75-epoch warm-up on the k-means clusters (init_epochs=75) beat this on all six seeds. It is not applied
-# here yet because results/embedding was run on this preset, and the sweep identity holds only the preset's name.
+# there a 75-epoch warm-up on the k-means clusters (init_epochs=75) beat this on all six seeds. It is applied once
+# the results are rerun on the final model (issue: results from one version); a sweep's run identity now holds
+# every preset's contents, so changing one marks the runs it shaped stale.
 NFMIX_EMBEDDING = dict(NFMIX_2D, epochs=300, algorithm="mle")
 KINDS = ("2d", "images", "embedding")
 PRESETS = {

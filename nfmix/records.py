@@ -1,7 +1,7 @@
 """Machine-readable results: each notebook run writes its metric rows to ``out_dir/metrics.json``.
 
 Written atomically (a temporary file renamed into place), so a run killed midway never leaves half a result,
-and a batch run can take a file's existence as proof that the run finished.
+and a batch run can take a file's existence as proof that the run finished (it is never empty).
 """
 
 from __future__ import annotations
@@ -45,7 +45,12 @@ def write_json_atomic(path, payload) -> Path:
 
 
 def record_metrics(rows: list[dict], out_dir, **shared) -> Path | None:
-    """Write ``rows`` (each with ``shared`` fields added, e.g. the run's parameters) to ``out_dir/metrics.json``."""
+    """Write ``rows`` (each with ``shared`` fields added, e.g. the run's parameters) to ``out_dir/metrics.json``.
+
+    No rows is an error: an empty metrics.json would say "finished" with no result in it.
+    """
     if not out_dir:
         return None
+    if not rows:
+        raise ValueError(f"no metric rows to record in {out_dir}: a run must record at least one")
     return write_json_atomic(Path(out_dir) / METRICS_FILE, [{**shared, **row} for row in rows])

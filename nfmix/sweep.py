@@ -5,16 +5,28 @@
     python -m nfmix.sweep sweeps/toy.yaml --retry-failed      # rerun only the runs that failed
     python -m nfmix.sweep sweeps/toy.yaml --dask [ADDRESS]    # through a Dask cluster (local if no address)
     python -m nfmix.sweep sweeps/toy.yaml --set epochs=20     # override a parameter of every run
+    python -m nfmix.sweep sweeps/toy.yaml --accept-code-change --dry-run   # keep runs that only nfmix's code made stale
 
-A sweep file names experiments, each a notebook, a ``grid`` (every combination is one run) and fixed
-``parameters``. Run ``R`` of sweep ``S`` executes into ``results/S/runs/R.ipynb`` and writes its metrics to
-``results/S/runs/R/metrics.json`` (atomically: the file exists only if the run finished). A failed run
-leaves ``R.failed`` with its error and notebook path. Before it runs, ``R/run.json`` records its identity
-(notebook and a hash of its code cells, every parameter, nfmix's version). Finished runs are skipped, so a
-killed sweep resumes where it stopped; a finished run whose identity differs (a parameter or the notebook
-changed, or it predates run.json) is "stale": it is rerun, and left out of the results until then. Finally
-every current ``metrics.json`` is gathered into ``runs.csv`` (tidy: one row per run and method, with the nfmix
-version that made it), and ``summary.md`` / ``summary.csv`` give mean ± std over seeds and the best-likelihood run.
+A sweep file has a ``name`` (its folder under results/; the file's name if absent), an optional ``description``
+and ``experiments``, each a ``notebook``, a ``grid`` (every combination is one run) and fixed ``parameters``; any
+other key is refused, with its line. Run ``R`` of sweep ``S`` executes into ``results/S/runs/R.ipynb`` and writes
+its metrics to ``results/S/runs/R/metrics.json`` (atomically: the file exists only if the run finished). A failed
+run leaves ``R.failed`` with its error and notebook path. Before it runs, ``R/run.json`` records its identity
+(notebook and a hash of its code cells, every parameter, the contents of every preset in nfmix.presets, a hash
+of every ``nfmix/*.py``, nfmix's version). Finished runs are skipped, so a killed sweep resumes where it
+stopped; a finished run whose identity differs (a parameter, a preset, the notebook or nfmix's source changed, or
+it predates those records) is "stale", and one whose metrics.json or run.json cannot be read (not JSON, no rows)
+is "broken": both are rerun, and left out of the results until then. While a run executes it holds a lock
+(``R/run.lock``), so two sweeps over one results folder never run it twice: the second skips it and says so.
+Finally every current ``metrics.json`` is gathered into ``runs.csv`` (tidy: one row per run and method, with the
+nfmix version that made it), and ``summary.md`` / ``summary.csv`` give mean ± std over seeds and the
+best-likelihood run.
+
+``--accept-code-change`` is for an edit of nfmix's source known not to change results (a comment, a refactor):
+every finished run whose identity differs from its plan only in the source hashes gets the current hashes in
+its run.json, so it counts as done again, and the edited files and the run ids go, with the UTC time, to
+``results/S/accepted-code-changes.log``. A run that differs in anything else stays stale. With ``--dry-run`` it
+accepts and runs nothing.
 
 ``results/S/archive.csv``, where present, holds rows of runs made by an earlier nfmix whose folders are not on
 this machine (each row names its ``nfmix`` version). They stand in for their run until it is rerun here, so a
@@ -25,13 +37,17 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import hashlib
 import itertools
 import json
+import os
 import re
 import sys
 from collections import Counter
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -45,7 +61,12 @@ from nfmix.records import METRICS_FILE, write_json_atomic
 REPO = Path(__file__).resolve().parent.parent
 METRICS = ["purity", "ari", "nmi", "accuracy"]
 RUN_FILE = "run.json"
+LOCK_FILE = "run.lock"
 ARCHIVE_FILE = "archive.csv"
+ACCEPTED_LOG = "accepted-code-changes.log"
+STATES = ("done", "stale", "broken", "failed", "missing")
+TOP_KEYS = ("name", "description", "experiments")
+EXPERIMENT_KEYS = ("notebook", "grid", "parameters")
 
 
 class SweepError(ValueError):
@@ -53,24 +74,70 @@ class SweepError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------- planning
+def _yaml_problem(error: yaml.YAMLError, lines: bool = True) -> str:
+    """What the YAML parser objects to, in one line (and, with ``lines``, where the construct it was in began)."""
+    why = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context_mark", None)
+    if lines and context:
+        why += f", {error.context} started on line {context.line + 1}"
+    return why
+
+
+def _check_keys(path: Path, mapping: yaml.MappingNode, known: tuple | None, where: str) -> None:
+    """Refuse a key twice in ``mapping``, or (given ``known``) one not in ``known``: a typo such as ``grd:``
+    would otherwise be ignored without a word."""
+    seen = set()
+    for key, _ in mapping.value:
+        line, name = key.start_mark.line + 1, str(key.value)  # str: a (rare) list or mapping as a key
+        if known is not None and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SweepError(f"{path}, line {line}: unknown key {name!r} {where}{hint}; "
+                             f"known keys: {', '.join(known)}")
+        if name in seen:
+            raise SweepError(f"{path}, line {line}: key {name!r} appears twice {where}")
+        seen.add(name)
+
+
+def _check_structure(path: Path, document: yaml.Node | None) -> None:
+    """Every key of the sweep, its experiments and their grids and parameters (yaml nodes carry the lines)."""
+    if not isinstance(document, yaml.MappingNode):
+        return  # not a mapping: load_sweep says what a sweep needs
+    _check_keys(path, document, TOP_KEYS, "at the top level")
+    for key, experiments in document.value:
+        if key.value != "experiments" or not isinstance(experiments, yaml.SequenceNode):
+            continue
+        for i, experiment in enumerate(experiments.value, 1):
+            if not isinstance(experiment, yaml.MappingNode):
+                continue
+            _check_keys(path, experiment, EXPERIMENT_KEYS, f"in experiment {i}")
+            for name, values in experiment.value:
+                if isinstance(values, yaml.MappingNode):
+                    _check_keys(path, values, None, f"in experiment {i}'s {name.value}")
+
+
 def load_sweep(path) -> dict:
+    """The sweep in ``path``, checked: every key known, each experiment with a notebook, a plain name."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sweep file {path} not found")
+    text = path.read_text()
     try:
-        sweep = yaml.safe_load(path.read_text())
+        _check_structure(path, yaml.compose(text, Loader=yaml.SafeLoader))
+        sweep = yaml.safe_load(text)
     except yaml.YAMLError as error:  # say where, without the parser's traceback
-        mark, context = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
+        mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
-        why = getattr(error, "problem", None) or str(error)
-        if context:
-            why += f", {error.context} started on line {context.line + 1}"
-        raise SweepError(f"{path}{where}: not valid YAML ({why})") from None
+        raise SweepError(f"{path}{where}: not valid YAML ({_yaml_problem(error)})") from None
     if not isinstance(sweep, dict) or not isinstance(sweep.get("experiments"), list):
         raise SweepError(f"{path}: a sweep needs an 'experiments' list (each with notebook, grid, parameters)")
     for i, experiment in enumerate(sweep["experiments"], 1):
         if not isinstance(experiment, dict) or not isinstance(experiment.get("notebook"), str):
             raise SweepError(f"{path}: experiment {i} needs a 'notebook:' (e.g. notebook: 02_toy_2d)")
+        for key in ("grid", "parameters"):
+            if key in experiment and not isinstance(experiment[key], dict):
+                raise SweepError(f"{path}: experiment {i}'s {key!r} must be a mapping of parameter names "
+                                 f"(e.g. {key}: {{seed: [0, 1]}}), not {type(experiment[key]).__name__}")
     sweep.setdefault("name", path.stem)
     # The name is a folder under results/: a path ("../x", "a/b") would write elsewhere.
     if not (isinstance(sweep["name"], str) and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", sweep["name"])):
@@ -88,13 +155,22 @@ def _code_hash(notebook: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()[:16]
 
 
+def source_hashes() -> dict:
+    """``{file name: sha256[:16]}`` of every ``nfmix/*.py``: the package source a run executes."""
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            for path in sorted(Path(__file__).resolve().parent.glob("*.py"))}
+
+
 def identity(run: dict) -> dict:
-    """Everything that shapes a run's results (out_dir is where they go, not what they are)."""
+    """Everything that shapes a run's results (out_dir is where they go, not what they are): the notebook and
+    its code, the parameters, every preset's contents (a run names a preset, not its values), nfmix's source."""
     from nfmix import __version__
+    from nfmix.presets import PRESETS
 
     parameters = {k: v for k, v in run["parameters"].items() if k != "out_dir"}
     return json.loads(json.dumps({"notebook": Path(run["notebook"]).name, "code": _code_hash(run["notebook"]),
-                                  "parameters": parameters, "nfmix": __version__}))  # as run.json reads back
+                                  "parameters": parameters, "presets": PRESETS, "package": source_hashes(),
+                                  "nfmix": __version__}))  # as run.json reads back (tuples become lists)
 
 
 def _run_id(notebook: str, parameters: dict, grid_keys: list[str]) -> str:
@@ -166,57 +242,155 @@ def _fits(value, expected: str) -> bool:
     return isinstance(value, (int, float) if expected == "float" else TYPES[expected])
 
 
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``"<prefix>key was -> now"`` for every key whose value differs (``unset`` where one side lacks it)."""
+    said = []
+    for key in sorted(set(old) | set(new)):
+        was, now = (repr(values[key]) if key in values else "unset" for values in (old, new))
+        if was != now:
+            said.append(f"{prefix}{key} {was} -> {now}")
+    return said
+
+
+def _flat_presets(presets) -> dict:
+    """``{"name/kind key": value}`` of a recorded ``PRESETS``, so a change names the preset, its kind and key."""
+    if not isinstance(presets, dict):
+        return {}
+    return {f"{name}/{kind} {key}": value for name, kinds in presets.items() if isinstance(kinds, dict)
+            for kind, values in kinds.items() if isinstance(values, dict) for key, value in values.items()}
+
+
+def changed_sources(old, new: dict) -> list[str]:
+    """The ``nfmix/*.py`` files edited, added or removed between two recorded source hashes."""
+    old = old if isinstance(old, dict) else {}
+    return sorted(name for name in set(old) | set(new) if old.get(name) != new.get(name))
+
+
 def changes(recorded: dict | None, current: dict) -> str:
     """Why a finished run no longer matches its plan, in a few words."""
     if recorded is None:
         return f"no {RUN_FILE} (made by older code)"
-    said = [f"{current['notebook']} code changed"] if recorded.get("code") != current["code"] else []
+    said = [] if "presets" in recorded and "package" in recorded else ["identity predates preset/source hashes"]
+    if recorded.get("code") != current["code"]:
+        said.append(f"{current['notebook']} code changed")
     if recorded.get("nfmix") != current["nfmix"]:
         said.append(f"nfmix {recorded.get('nfmix')} -> {current['nfmix']}")
-    old, new = recorded.get("parameters", {}), current["parameters"]
-    for key in sorted(set(old) | set(new)):
-        was, now = (repr(values[key]) if key in values else "unset" for values in (old, new))
-        if was != now:
-            said.append(f"{key} {was} -> {now}")
+    if "presets" in recorded:
+        presets = _differences(_flat_presets(recorded["presets"]), _flat_presets(current["presets"]), "preset ")
+        said += presets[:3] + ([f"{len(presets) - 3} more preset changes"] if len(presets) > 3 else [])
+    if "package" in recorded and (files := changed_sources(recorded["package"], current["package"])):
+        said.append(f"nfmix source changed: {', '.join(files)}")
+    said += _differences(recorded.get("parameters", {}), current["parameters"])
     return ", ".join(said) or "identity differs"
 
 
-def recorded_identity(run: dict) -> dict | None:
-    path = Path(run["out_dir"]) / RUN_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+def _read_json(path: Path, kind: type):
+    """``(value, None)`` for a file of JSON of type ``kind``, ``(None, None)`` for no file, else ``(None, why)``."""
+    if not path.exists():
+        return None, None
+    try:
+        value = json.loads(path.read_text())
+    except IsADirectoryError:
+        return None, f"{path.name} is a folder"
+    except OSError as error:
+        return None, f"{path.name} cannot be read ({error.strerror})"
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+        return None, f"{path.name} is not valid JSON"
+    if not isinstance(value, kind):
+        return None, f"{path.name} holds a JSON {type(value).__name__}, not a {kind.__name__}"
+    return value, None
+
+
+def _metrics(run: dict):
+    """``(rows, None)`` of a finished run's metrics.json, ``(None, None)`` if there is none, else ``(None, why)``."""
+    rows, problem = _read_json(Path(run["out_dir"]) / METRICS_FILE, list)
+    if rows is not None and not (rows and all(isinstance(row, dict) for row in rows)):
+        return None, f"{METRICS_FILE} holds no rows" if not rows else f"{METRICS_FILE} holds something other than rows"
+    return rows, problem
+
+
+def recorded_identity(run: dict):
+    """``(identity, None)`` from a run's run.json, ``(None, None)`` if it has none, else ``(None, why)``."""
+    return _read_json(Path(run["out_dir"]) / RUN_FILE, dict)
+
+
+def inspect(run: dict) -> tuple[str, str]:
+    """A run's state, one of :data:`STATES`, and why it is so where that is not plain: what changed for
+    "stale", what is wrong for "broken" (a metrics.json or run.json that cannot be read is redone, never used)."""
+    rows, problem = _metrics(run)
+    if rows is None and problem is None:
+        return ("failed" if Path(run["output"]).with_suffix(".failed").is_file() else "missing"), ""
+    recorded, run_problem = recorded_identity(run)
+    if problem or run_problem:
+        return "broken", problem or run_problem
+    if recorded != run["identity"]:
+        return "stale", changes(recorded, run["identity"])
+    return "done", ""
 
 
 def state(run: dict) -> str:
-    if (Path(run["out_dir"]) / METRICS_FILE).is_file():
-        return "done" if recorded_identity(run) == run["identity"] else "stale"
-    if Path(run["output"]).with_suffix(".failed").is_file():
-        return "failed"
-    return "missing"
+    """A run's state: "done", "stale", "broken", "failed" or "missing" (see :func:`inspect` for why)."""
+    return inspect(run)[0]
 
 
 # ---------------------------------------------------------------------------------------------- running
+@contextmanager
+def run_lock(run: dict):
+    """Hold ``out_dir/run.lock`` while the block runs; yields False, holding nothing, if another process holds it.
+
+    An ``flock`` goes with its process, so a killed sweep leaves no lock behind (the file stays, harmless).
+    """
+    import fcntl
+
+    Path(run["out_dir"]).mkdir(parents=True, exist_ok=True)
+    with open(Path(run["out_dir"]) / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True  # closing the file releases the lock
+
+
+def _skipped(run: dict, why: str) -> dict:
+    return {"id": run["id"], "status": "skipped", "message": f"run {run['id']} {why}; skipped"}
+
+
+def _failed(run: dict, error: Exception) -> dict:
+    """The failure report, also written to ``R.failed`` where that can be written."""
+    message = str(error).strip().splitlines() or [type(error).__name__]
+    report = {"id": run["id"], "status": "failed", "notebook": run["output"], "error": "\n".join(message[-15:])}
+    try:
+        write_json_atomic(Path(run["output"]).with_suffix(".failed"), report)
+    except OSError as marker_error:  # the report still goes back to the sweep
+        report["error"] += f"\n(and its .failed marker could not be written: {marker_error})"
+    return report
+
+
 def execute_run(run: dict) -> dict:
-    """Execute one run's notebook; never raises: a failure is written next to it and returned."""
+    """Execute one run's notebook, holding its lock; never raises: a failure is written next to it and returned
+    (status "failed"), and a run another process is running, or has finished since it was planned, is
+    "skipped" with a message saying so."""
     import papermill
 
-    failed_marker = Path(run["output"]).with_suffix(".failed")
-    Path(run["output"]).parent.mkdir(parents=True, exist_ok=True)
-    # Old metrics go first and the identity is recorded before the run, so metrics.json always matches run.json.
-    (Path(run["out_dir"]) / METRICS_FILE).unlink(missing_ok=True)
-    write_json_atomic(Path(run["out_dir"]) / RUN_FILE, run["identity"])
     try:
-        papermill.execute_notebook(run["notebook"], run["output"], parameters=run["parameters"],
-                                   cwd=str(REPO / "notebooks"), kernel_name="python3", progress_bar=False)
-        if not (Path(run["out_dir"]) / METRICS_FILE).is_file():
-            raise RuntimeError(f"the notebook finished but wrote no {METRICS_FILE}")
-        failed_marker.unlink(missing_ok=True)
-        return {"id": run["id"], "status": "done"}
+        with run_lock(run) as held:
+            if not held:
+                return _skipped(run, "is being run by another process")
+            if state(run) == "done":
+                return _skipped(run, "was finished by another process")
+            # Old metrics go first and the identity is recorded before the run, so metrics.json matches run.json.
+            Path(run["output"]).parent.mkdir(parents=True, exist_ok=True)
+            (Path(run["out_dir"]) / METRICS_FILE).unlink(missing_ok=True)
+            write_json_atomic(Path(run["out_dir"]) / RUN_FILE, run["identity"])
+            papermill.execute_notebook(run["notebook"], run["output"], parameters=run["parameters"],
+                                       cwd=str(REPO / "notebooks"), kernel_name="python3", progress_bar=False)
+            if not (Path(run["out_dir"]) / METRICS_FILE).is_file():
+                raise RuntimeError(f"the notebook finished but wrote no {METRICS_FILE}")
+            Path(run["output"]).with_suffix(".failed").unlink(missing_ok=True)
+            return {"id": run["id"], "status": "done"}
     except Exception as error:  # noqa: BLE001 - a failed run is reported, never stops the sweep
-        message = str(error).strip().splitlines()
-        report = {"id": run["id"], "status": "failed", "notebook": run["output"],
-                  "error": "\n".join(message[-15:])}
-        write_json_atomic(failed_marker, report)
-        return report
+        return _failed(run, error)
 
 
 def _local(runs, jobs):
@@ -243,39 +417,107 @@ def _dask(runs, address, jobs):
         cluster.close()
 
 
+def _check_results_folder(runs_dir: Path, write: bool) -> None:
+    """Refuse a results folder that is a file (or lies under one), or, when the sweep will ``write``, one that
+    cannot be written: before any run starts, not once per run."""
+    existing = next(p for p in (runs_dir, *runs_dir.parents) if p.exists())
+    if not existing.is_dir():
+        raise SweepError(f"--results: {existing} exists and is not a folder")
+    if write and not os.access(existing, os.W_OK | os.X_OK):
+        raise SweepError(f"--results: {existing} is not writable")
+
+
+def _only(pattern: str | None):
+    """``--only``'s pattern compiled, or None; a bad one is refused before anything runs."""
+    try:
+        return None if pattern is None else re.compile(pattern)
+    except re.error as error:
+        raise SweepError(f"--only {pattern!r} is not a valid regular expression ({error})") from None
+
+
+def accept_code_changes(runs: list[dict], sweep_dir: Path) -> dict:
+    """Record the current source hashes in every finished run whose identity differs from its plan only in them;
+    logs each acceptance (UTC time, the files, the run ids) to ``sweep_dir/accepted-code-changes.log``.
+
+    Returns ``{changed files: [run ids]}``. A run that differs in anything else is left stale.
+    """
+    accepted = {}
+    for run in runs:
+        status, _ = inspect(run)
+        recorded, _ = recorded_identity(run)
+        current = run["identity"]["package"]
+        # Only a run that recorded its hashes: without them, what code made it is unknown.
+        if status == "stale" and isinstance(recorded, dict) and isinstance(recorded.get("package"), dict) \
+                and {**recorded, "package": current} == run["identity"]:
+            accepted.setdefault(tuple(changed_sources(recorded["package"], current)), []).append(run)
+    name = sweep_dir.name
+    if not accepted:
+        print(f"sweep {name}: --accept-code-change: no finished run differs from its plan only in nfmix's source")
+    for files, group in accepted.items():
+        ids = [run["id"] for run in group]
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with open(sweep_dir / ACCEPTED_LOG, "a") as log:  # logged before the run.json files are rewritten
+            log.write(f"{stamp} accepted nfmix source change ({', '.join(files)}) for {len(ids)} run(s): "
+                      f"{', '.join(ids)}\n")
+        for run in group:
+            write_json_atomic(Path(run["out_dir"]) / RUN_FILE, run["identity"])
+        print(f"sweep {name}: accepted the change to {', '.join(files)} for {len(ids)} finished run(s); "
+              f"logged in {sweep_dir / ACCEPTED_LOG}")
+    return {files: [run["id"] for run in group] for files, group in accepted.items()}
+
+
 def run_sweep(path, results_dir=REPO / "results", jobs: int = 1, retry_failed: bool = False,
               dry_run: bool = False, dask: str | None = None, overrides: dict | None = None,
-              only: str | None = None) -> dict:
-    """Plan, check, run what is missing (or only the failed; or of those, only ids matching ``only``), aggregate;
-    returns counts and the failures."""
+              only: str | None = None, accept_code_change: bool = False) -> dict:
+    """Plan, check, run what is missing, stale or broken (or only the failed; or of those, only ids matching
+    ``only``), aggregate; returns counts, the failures and the runs skipped because another process had them.
+
+    ``accept_code_change`` first marks runs made stale only by an edit of nfmix's source as done (and logs it);
+    it does so with ``dry_run`` too. Bad input raises :class:`SweepError` before anything is run or written.
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise SweepError(f"--jobs must be at least 1, got {jobs}")
+    pattern = _only(only)
     sweep = load_sweep(path)
     runs = plan(sweep, results_dir, overrides)
     check_parameters(runs)
-    states = {run["id"]: state(run) for run in runs}
-    todo = [r for r in runs if states[r["id"]] in (("failed",) if retry_failed else ("missing", "stale"))
-            and (only is None or re.search(only, r["id"]))]
-    counts = {s: sum(v == s for v in states.values()) for s in ("done", "stale", "failed", "missing")}
-    print(f"sweep {sweep['name']}: {len(runs)} runs ({counts['done']} done, {counts['stale']} stale, "
-          f"{counts['failed']} failed, {counts['missing']} missing); running {len(todo)}")
-    reasons = [changes(recorded_identity(r), r["identity"]) for r in runs if states[r["id"]] == "stale"]
-    for reason, n in Counter(reasons).items():
-        verb = "left out of the results until rerun" if retry_failed else "to rerun"
-        print(f"  {n} stale run(s) {verb}, changed since they ran: {reason}")
+    sweep_dir = Path(results_dir) / sweep["name"]
+    _check_results_folder(sweep_dir / "runs", write=accept_code_change or not dry_run)
+    if accept_code_change:
+        accept_code_changes(runs, sweep_dir)
+    states = {run["id"]: inspect(run) for run in runs}
+    wanted = ("failed",) if retry_failed else ("missing", "stale", "broken")
+    todo = [r for r in runs if states[r["id"]][0] in wanted and (pattern is None or pattern.search(r["id"]))]
+    counts = Counter(status for status, _ in states.values())
+    print(f"sweep {sweep['name']}: {len(runs)} runs ({', '.join(f'{counts[s]} {s}' for s in STATES)}); "
+          f"running {len(todo)}")
+    verb = "left out of the results until rerun" if retry_failed else "to rerun"
+    unusable = Counter(why for why in states.values() if why[0] in ("stale", "broken"))
+    for (status, reason), n in unusable.items():
+        why = "changed since they ran" if status == "stale" else "because"
+        print(f"  {n} {status} run(s) {verb}, {why}: {reason}")
     if dry_run:
         for run in runs:
             marker = "run " if run in todo else "skip"
-            print(f"  {marker} [{states[run['id']]:7}] {run['id']}")
-        return {"planned": len(todo), "ran": 0, "failures": []}
+            print(f"  {marker} [{states[run['id']][0]:7}] {run['id']}")
+        return {"planned": len(todo), "ran": 0, "failures": [], "skipped": []}
     outcomes = _dask(todo, dask, jobs) if dask is not None else _local(todo, jobs)
-    failures = []
+    failures, skipped = [], []
     for outcome in tqdm(outcomes, total=len(todo), desc=f"sweep {sweep['name']}", unit="run"):
         if outcome["status"] == "failed":
             failures.append(outcome)
             tqdm.write(f"FAILED {outcome['id']}: see {outcome['notebook']}\n  {outcome['error'].splitlines()[-1]}")
-    table = aggregate(runs, Path(results_dir) / sweep["name"])
+        elif outcome["status"] == "skipped":
+            skipped.append(outcome)
+            tqdm.write(outcome["message"])
+    table = aggregate(runs, sweep_dir)
+    if skipped:
+        print(f"{len(skipped)} run(s) skipped: another process had them (their results count once it finishes)")
     if failures:
         print(f"{len(failures)} run(s) failed; fix them, then: python -m nfmix.sweep {path} --retry-failed")
-    return {"planned": len(todo), "ran": len(todo), "failures": failures, "table": table}
+    return {"planned": len(todo), "ran": len(todo) - len(skipped), "failures": failures, "skipped": skipped,
+            "table": table}
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -285,9 +527,8 @@ def collect(runs: list[dict], sweep_dir: Path | None = None) -> pd.DataFrame:
     rows, done = [], set()
     for run in runs:
         if state(run) == "done":
-            metrics = json.loads((Path(run["out_dir"]) / METRICS_FILE).read_text())
-            version = recorded_identity(run)["nfmix"]
-            rows += [{"run": run["id"], "nfmix": version, **row} for row in metrics]
+            version = run["identity"]["nfmix"]  # a done run's run.json is its identity
+            rows += [{"run": run["id"], "nfmix": version, **row} for row in _metrics(run)[0]]
             done.add(run["id"])
     archive = Path(sweep_dir or "") / ARCHIVE_FILE
     if sweep_dir is not None and archive.is_file():
@@ -407,7 +648,11 @@ def _parse_overrides(pairs: list[str]) -> dict:
         if "=" not in pair:
             raise SweepError(f"--set takes name=value; got {pair!r}")
         name, value = pair.split("=", 1)
-        overrides[name] = yaml.safe_load(value)
+        try:
+            overrides[name] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise SweepError(f"--set {pair!r}: the value is not valid YAML ({_yaml_problem(error, lines=False)})") \
+                from None
     return overrides
 
 
@@ -422,15 +667,21 @@ def main(argv=None) -> int:
     parser.add_argument("--dask", nargs="?", const="", default=None, metavar="ADDRESS",
                         help="run through a Dask distributed cluster: a local one, or the scheduler at ADDRESS")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="override a parameter of every run")
+    parser.add_argument("--accept-code-change", action="store_true",
+                        help="count as done the finished runs that only an edit of nfmix's source made stale (logged)")
     args = parser.parse_args(argv)
     try:
         outcome = run_sweep(args.sweep, args.results, jobs=args.jobs, retry_failed=args.retry_failed,
                             dry_run=args.dry_run, dask=args.dask, overrides=_parse_overrides(args.set),
-                            only=args.only)
+                            only=args.only, accept_code_change=args.accept_code_change)
     except (SweepError, FileNotFoundError) as error:  # bad input: a message, not a traceback
         parser.error(str(error))
     return 1 if outcome["failures"] else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # piped into `head`: stop quietly (Python's documented recipe), not with a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

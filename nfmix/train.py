@@ -80,6 +80,7 @@ class Trainer:
         self.active = tf.Variable(tf.ones([spec.n_restarts]), trainable=False, name="active_restarts")
         # The last trainable weights that were finite at the end of a chunk whose losses were all finite.
         self.snapshot = tf.Variable(packed, trainable=False, name="last_good_parameters")
+        self.best = None  # each restart's best weights on held-out data, once early stopping asks for them
 
     def values(self) -> list[np.ndarray]:
         """Every parameter of every restart, as arrays in ``spec.names()`` order."""
@@ -114,10 +115,10 @@ class Trainer:
 
     def logits(self) -> np.ndarray:
         """The mixture logits ``[R, K]``: the first packed column (logits are always trained, and come first)."""
-        return self.packed[:, :, 0].numpy()
+        return self.packed[:, :, MixtureSpec.LOGITS].numpy()
 
     def set_logits(self, logits) -> None:
-        self.packed[:, :, 0].assign(np.asarray(logits, np.float32))
+        self.packed[:, :, MixtureSpec.LOGITS].assign(np.asarray(logits, np.float32))
 
     def restart_values(self, restart: int) -> list[np.ndarray]:
         """One restart's parameters, as arrays in ``spec.names()`` order (no copy of the other restarts)."""
@@ -134,6 +135,16 @@ class Trainer:
     def restore(self, restarts: np.ndarray) -> None:
         """Put the restarts flagged ``[R]`` back to their last good weights."""
         self.packed.assign(tf.where(restarts[:, None, None], self.snapshot, self.packed))
+
+    def remember_best(self, restarts: np.ndarray) -> None:
+        """Remember the current weights of the restarts flagged ``[R]`` as their best on held-out data."""
+        if self.best is None:
+            self.best = tf.Variable(self.packed, trainable=False, name="best_validation_parameters")
+        self.best.assign(tf.where(restarts[:, None, None], self.packed, self.best))
+
+    def restore_best(self, restarts: np.ndarray) -> None:
+        """Put the restarts flagged ``[R]`` back to their best weights on held-out data."""
+        self.packed.assign(tf.where(restarts[:, None, None], self.best, self.packed))
 
     def reset_component(self, restart: int, component: int) -> None:
         """Fresh Adam moments and step count for one re-seeded (restart, component)."""

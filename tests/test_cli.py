@@ -34,3 +34,14 @@ def test_an_out_that_cannot_hold_results_is_refused_before_the_fit(tmp_path, cap
     a_file.write_text("")
     assert f"--out: {a_file} exists and is not a folder" in _error(capsys, "--out", str(a_file))
     assert f"--out: cannot create {a_file / 'sub'}" in _error(capsys, "--out", str(a_file / "sub"))
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "metrics.csv", "density.png", "density.gif"])
+def test_an_output_file_that_is_a_folder_is_refused_before_the_fit(tmp_path, capsys, monkeypatch, name):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the CLI went on to fit with an output it cannot write")
+
+    monkeypatch.setattr(cli.MAFMixture, "fit", refuse)
+    (tmp_path / name).mkdir()
+    assert f"--out: {tmp_path / name} exists and is not a file, so the {name} this writes cannot replace it" \
+        in _error(capsys, "--out", str(tmp_path))

@@ -144,7 +144,7 @@ def test_malformed_sweep_yaml_names_the_file_and_line(tmp_path):
 
 def test_an_experiment_without_a_notebook_is_refused(tmp_path):
     path = tmp_path / "no_notebook.yaml"
-    path.write_text(SMALL.replace("notebook: 02_toy_2d", "title: toy"))
+    path.write_text(SMALL.replace("- notebook: 02_toy_2d\n    grid:", "- grid:"))
     with pytest.raises(ValueError, match="experiment 1 needs a 'notebook:'"):
         load_sweep(path)
 

@@ -1,0 +1,170 @@
+"""Held-out density: is a mixture of flows ever worse than the Gaussian mixture it generalises? (issue: GMM-nested)
+
+    python bench/density_study.py [--seeds 0 1 2 3 4] [--sets iris moons ...] [--images]
+
+Each seed splits every set 70/30 (train/test, by the seed). ``GaussianMixture(k, n_init=10)`` (full covariances)
+and the nfmix set-ups below train on the 70%; the table reports the mean log-likelihood per point on the 30% and
+the test ARI, with a Wilcoxon test paired by seed against the GMM. The sets are the defaults study's eleven
+(``bench/defaults_study.py``) and digits; ``--images`` adds F-MNIST PCA-100 and the 10-D UMAP embedding of
+F-MNIST (10,000 images, and all 70,000) when the data are on the machine.
+
+Writes results/density/runs.csv after every fit and summary.md at the end; a rerun fits only the
+(set, seed, set-up) triples missing from the csv, so a stopped study resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from defaults_study import datasets as low_dimensional_sets
+from sklearn.metrics import adjusted_rand_score
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import train_test_split
+
+from nfmix import MAFMixture, __version__, load_dataset
+from nfmix.stats import paired_test
+from nfmix.sweep import markdown_table
+
+OUT = Path(__file__).resolve().parent.parent / "results" / "density"
+GMM = "GMM (n_init=10)"
+CODE = code_version()
+EARLY = dict(n_iter_no_change=20)  # 20 checks: 100 epochs of hard EM (an E-step every 5) without a better score
+SETUPS = {
+    "diag (defaults)": {},
+    "diag, early stopping": EARLY,
+    "gmm": dict(base="gmm"),
+    "gmm, early stopping": dict(base="gmm", **EARLY),
+    "gmm, gradient ML, early stopping": dict(base="gmm", algorithm="mle", check_every=10, **EARLY),
+}
+
+
+def image_sets(seed: int) -> dict:
+    """F-MNIST PCA-100 (10,000 images) and its 10-D UMAP embedding (10,000 and 70,000), where the data exist."""
+    from nfmix.embedding import embedding_pipeline
+
+    try:
+        images, y = load_dataset("fmnist")
+    except (FileNotFoundError, OSError) as error:
+        print(f"F-MNIST not run here: {error}")
+        return {}
+    subset = np.sort(np.random.RandomState(seed).choice(len(images), 10_000, replace=False))
+    pca, _ = load_dataset("fmnist", pca=100, subsample=10_000, seed=seed)  # the same 10,000 images
+    embedded = embedding_pipeline(random_state=seed).fit_transform(images)
+    return {"fmnist PCA-100 (10,000)": (pca, y[subset]),
+            "fmnist UMAP-10 (10,000)": (embedded[subset], y[subset]),
+            "fmnist UMAP-10 (70,000)": (embedded, y)}
+
+
+def code_version() -> str:
+    """The commit the study's code is at (a ``git worktree`` snapshot while it runs), ``+edits`` if it differs."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "nfmix", "bench"], cwd=here.parent,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+edits" if dirty else "")
+
+
+def evaluate(model, X_test, y_test) -> dict:
+    """Test mean log-likelihood and ARI; a test point with zero density gives -inf and no ARI, said so."""
+    log_density = model.score_samples(X_test)
+    try:
+        ari = adjusted_rand_score(y_test, model.predict(X_test))
+    except ValueError:  # a test point beyond every component's reach
+        ari = np.nan
+    return {"test loglik": float(log_density.mean()), "test ari": ari}
+
+
+def fit_one(setup: str, k: int, X_train, seed: int):
+    if setup == GMM:
+        return GaussianMixture(k, n_init=10, random_state=seed).fit(X_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # recorded below as numbers; the study is about the numbers
+        return MAFMixture(k, random_state=seed, **SETUPS[setup]).fit(X_train)
+
+
+def run(seeds, names, images: bool, done: pd.DataFrame, out: Path) -> pd.DataFrame:
+    for seed in seeds:
+        sets = {name: data for name, data in low_dimensional_sets(seed).items() if not names or name in names}
+        if not names or "digits" in names:
+            sets["digits"] = load_dataset("digits")
+        have = set(zip(done["dataset"], done["seed"], done["setup"])) if len(done) else set()
+        for name, (X, y) in sets.items():
+            for setup in (GMM, *SETUPS):
+                if (name, seed, setup) in have:
+                    continue
+                done = _fit_and_record(done, name, X, y, seed, setup, out)
+        if images:
+            image_data = None
+            for name in ("fmnist PCA-100 (10,000)", "fmnist UMAP-10 (10,000)", "fmnist UMAP-10 (70,000)"):
+                for setup in (GMM, *SETUPS):
+                    if (name, seed, setup) in have:
+                        continue
+                    image_data = image_data if image_data is not None else image_sets(seed)
+                    if name in image_data:
+                        done = _fit_and_record(done, name, *image_data[name], seed, setup, out)
+    return done
+
+
+def _fit_and_record(done, name, X, y, seed, setup, out: Path) -> pd.DataFrame:
+    X = np.asarray(X, np.float32)
+    X_train, X_test, _, y_test = train_test_split(X, y, test_size=0.3, random_state=seed)
+    started = time.perf_counter()
+    model = fit_one(setup, len(np.unique(y)), X_train, seed)
+    row = {"dataset": name, "seed": seed, "setup": setup, **evaluate(model, X_test, y_test),
+           "seconds": time.perf_counter() - started,
+           "epochs": getattr(model, "n_iter_", np.nan), "nfmix": __version__, "code": CODE}
+    print({key: (round(v, 3) if isinstance(v, float) else v) for key, v in row.items()}, flush=True)
+    done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+    out.mkdir(parents=True, exist_ok=True)
+    done.to_csv(out / "runs.csv", index=False)
+    return done
+
+
+def summary(done: pd.DataFrame) -> pd.DataFrame:
+    """Per set and set-up: n, mean test log-likelihood and ARI, and the Wilcoxon p against the GMM (by seed)."""
+    rows = []
+    for (name, setup), group in done.groupby(["dataset", "setup"], sort=False):
+        gmm = done[(done["dataset"] == name) & (done["setup"] == GMM)].set_index("seed")
+        paired = group.set_index("seed").join(gmm.add_suffix(" gmm"), how="inner")
+        row = {"set": name, "set-up": setup, "n": len(group),
+               "test loglik": f"{group['test loglik'].mean():.3f} ± {group['test loglik'].std():.3f}",
+               "test ARI": f"{group['test ari'].mean():.3f}", "seconds": f"{group['seconds'].mean():.1f}"}
+        if setup != GMM and len(paired) > 1:
+            gap = paired["test loglik"] - paired["test loglik gmm"]
+            row["loglik - GMM"] = f"{gap.mean():+.3f}"
+            row["p loglik"] = f"{paired_test(paired['test loglik'], paired['test loglik gmm']):.3f}"
+            row["p ARI"] = f"{paired_test(paired['test ari'].fillna(0), paired['test ari gmm'].fillna(0)):.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--sets", nargs="*", default=[], help="only these sets (default: all low-dimensional)")
+    parser.add_argument("--images", action="store_true", help="add F-MNIST PCA-100 and the UMAP embedding")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    out = args.out
+    done = pd.read_csv(out / "runs.csv") if (out / "runs.csv").is_file() else pd.DataFrame()
+    done = run(args.seeds, args.sets, args.images, done, out)
+    table = summary(done)
+    (out / "summary.md").write_text(
+        "Held-out mean log-likelihood per point (70/30 split per seed), mean ± sd over n seeds, and test ARI; "
+        "p: Wilcoxon signed-rank, paired by seed, against the GMM.\n\n" + markdown_table(table) + "\n")
+    print(markdown_table(table))
+
+
+if __name__ == "__main__":
+    main()

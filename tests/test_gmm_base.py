@@ -1,0 +1,146 @@
+"""``base="gmm"``: components that start as a fitted Gaussian mixture's, and early stopping on held-out likelihood."""
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+from sklearn.datasets import load_iris
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import train_test_split
+
+from nfmix import MAFMixture
+from nfmix._tf import tf
+from nfmix.flows import FlowMixture, MixtureSpec
+from nfmix.initialise import initial_state
+
+QUICK = dict(hidden_units=(8,), n_init=2, epochs=40, algorithm="mle", check_every=10)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return X, y
+
+
+def _rescaled(X):
+    return ((X - X.min(axis=0)) / np.ptp(X, axis=0)).astype(np.float32)
+
+
+def test_the_start_is_a_mixture_of_full_covariance_gaussians_and_its_labels(iris):
+    X = _rescaled(iris[0])
+    spec = MixtureSpec(2, 3, 4, (16, 16), n_blocks=2, base="gmm")
+    values, labels = initial_state(spec, X, "kmeans", 0.1, np.random.RandomState(0))
+    flows = FlowMixture(spec, [tf.constant(v) for v in values])
+    weighted = flows.weighted_log_prob(tf.constant(X)).numpy()  # [n, R, K]
+    for r in range(2):  # the same mixture computed from its means, covariances and weights alone
+        whitening = values[spec.slot("whitening")][r].astype(np.float64)
+        covariances = np.linalg.inv(np.swapaxes(whitening, -1, -2) @ whitening)
+        expected = np.stack([np.log(np.exp(values[0][r]) / np.exp(values[0][r]).sum())[k]
+                             + multivariate_normal(values[1][r, k], covariances[k]).logpdf(X) for k in range(3)], -1)
+        np.testing.assert_allclose(weighted[:, r], expected, atol=1e-4)
+        np.testing.assert_array_equal(weighted[:, r].argmax(-1), labels[r])
+
+
+def test_the_fit_starts_as_the_gaussian_mixture_fitted_with_its_seed(iris):
+    X, _ = iris
+    model = MAFMixture(3, base="gmm", n_init=1, epochs=1, random_state=0).fit(X)
+    seed = np.random.RandomState(0).randint(2**31 - 1, size=1)[0]  # restart 0's, drawn first from random_state
+    gmm = GaussianMixture(3, covariance_type="full", random_state=seed).fit(_rescaled(X).astype(np.float64))
+    log_det = -np.log(np.ptp(X, axis=0)).sum()
+    assert model.history_["start_loss"] == pytest.approx(-gmm.score(_rescaled(X)) - log_det, abs=1e-4)
+
+
+@pytest.mark.parametrize("algorithm", ["mle", "em_soft", "em_hard"])
+def test_every_algorithm_trains_a_gmm_base_beyond_its_start(iris, algorithm):
+    X, _ = iris
+    model = MAFMixture(3, base="gmm", **{**QUICK, "algorithm": algorithm}, random_state=0).fit(X)
+    assert np.isfinite(model.restart_losses_).all() and model.restart_losses_.shape == (2,)
+    assert model.lower_bound_ > -model.history_["start_loss"]  # training raised the likelihood
+
+
+def test_a_trainable_gmm_base_and_a_reseed_stay_finite(iris):
+    X, _ = iris
+    model = MAFMixture(3, base="gmm", trainable_base=True, min_weight=0.4, **QUICK, random_state=0).fit(X)
+    assert model.history_["reseeds"] and np.isfinite(model.score(X))
+
+
+def _held_out(X, seed, fraction=0.1):
+    rows = np.arange(len(X))
+    train, held_out = train_test_split(rows, test_size=int(np.ceil(fraction * len(X))),
+                                       random_state=np.random.RandomState(seed))
+    return np.sort(train), np.sort(held_out)
+
+
+def test_early_stopping_keeps_the_best_held_out_weights_and_honours_its_patience(iris):
+    X, _ = iris
+    patience, every = 3, 10
+    model = MAFMixture(3, base="gmm", hidden_units=(32, 32), n_init=2, algorithm="mle", epochs=3000,
+                       check_every=every, n_iter_no_change=patience, random_state=0).fit(X)
+    assert model.n_iter_ < 3000 and model.converged_  # iris is small: the flows overfit, and both restarts stop
+    _, held_out = _held_out(X, 0)
+    # The kept weights are the best seen on the held-out rows, and the model scores them so.
+    assert model.best_validation_score_ == pytest.approx(max(model.validation_scores_))
+    assert model.score(X[held_out]) == pytest.approx(model.best_validation_score_, abs=1e-4)
+    curves = np.array(model.history_["validation_loss_per_restart"])
+    for stop in model.history_["stopped"]:
+        r = stop["restart"]
+        best = int(np.nanargmin(curves[:, r]))
+        assert model.history_["validation_epochs"][best] + patience * every == stop["epoch"]
+    # Restarts are ranked by held-out likelihood.
+    assert model.best_restart_ == int(np.nanargmin(np.nanmin(curves, axis=0)))
+
+
+def test_early_stopping_never_ends_below_the_start_on_held_out_rows(iris):
+    X, _ = iris
+    model = MAFMixture(3, base="gmm", n_init=1, algorithm="mle", epochs=200, learning_rate=0.5,
+                       check_every=10, n_iter_no_change=2, random_state=0)
+    model.fit(X)  # a step far too large: the held-out likelihood falls
+    assert min(model.validation_scores_) < model.validation_scores_[0] <= model.best_validation_score_
+    train, _ = _held_out(X, 0)
+    assert model.score(X[train]) == pytest.approx(model.lower_bound_, abs=1e-4)  # scored on the rows it trained on
+
+
+def test_a_gmm_base_with_early_stopping_saves_and_loads(iris, tmp_path):
+    X, _ = iris
+    model = MAFMixture(3, base="gmm", n_iter_no_change=2, **QUICK, random_state=0).fit(X)
+    model.save(tmp_path / "model")
+    loaded = MAFMixture.load(tmp_path / "model")
+    assert loaded.base == "gmm" and loaded._fitted_spec == model._fitted_spec
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_allclose(loaded.score_samples(X), model.score_samples(X), rtol=1e-6)
+    assert loaded.validation_scores_ == model.validation_scores_
+
+
+def test_a_saved_base_that_was_changed_after_fit_is_refused(iris, tmp_path):
+    X, _ = iris
+    model = MAFMixture(3, base="gmm", **QUICK, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="base='diag' \\(fitted with 'gmm'\\)"):
+        model.set_params(base="diag").save(tmp_path / "model")
+
+
+def test_a_gmm_base_counts_its_means_and_covariances_in_the_bic(iris):
+    X, _ = iris
+    diag = MAFMixture(3, **QUICK, random_state=0).fit(X)
+    gmm = MAFMixture(3, base="gmm", **QUICK, random_state=0).fit(X)
+    assert gmm._n_parameters() - diag._n_parameters() == 3 * (4 + 10)
+    assert np.log(len(X)) * gmm._n_parameters() == pytest.approx(gmm.bic(X) + 2 * gmm.score(X) * len(X))
+
+
+@pytest.mark.parametrize("settings, error, message", [
+    ({"base": "full"}, ValueError, "base must be one of 'diag', 'gmm'"),
+    ({"n_iter_no_change": 0}, ValueError, "n_iter_no_change == 0, must be >= 1"),
+    ({"n_iter_no_change": True}, TypeError, "n_iter_no_change must be a number, not a boolean"),
+    ({"validation_fraction": 1.0, "n_iter_no_change": 3}, ValueError, "validation_fraction == 1.0"),
+    ({"validation_fraction": 0.95, "n_iter_no_change": 3}, ValueError, "early stopping needs more rows"),
+])
+def test_bad_base_or_early_stopping_settings_are_named(iris, settings, error, message):
+    with pytest.raises(error, match=message):
+        MAFMixture(3, **settings).fit(iris[0][:30])
+
+
+def test_the_mixture_density_is_the_sum_of_its_weighted_components(iris):
+    X, _ = iris
+    model = MAFMixture(3, base="gmm", **QUICK, random_state=0).fit(X)
+    np.testing.assert_allclose(model.score_samples(X), logsumexp(model.weighted_log_prob(X), axis=1))
+    points, _ = model.sample(200, random_state=0)
+    assert np.isfinite(model.score_samples(points)).all()
