@@ -32,7 +32,6 @@ from nfmix.sweep import markdown_table
 
 OUT = Path(__file__).resolve().parent.parent / "results" / "density"
 GMM = "GMM (n_init=10)"
-CODE = code_version()
 EARLY = dict(n_iter_no_change=20)  # 20 checks: 100 epochs of hard EM (an E-step every 5) without a better score
 SETUPS = {
     "diag (defaults)": {},
@@ -73,6 +72,9 @@ def code_version() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+edits" if dirty else "")
+
+
+CODE = code_version()
 
 
 def evaluate(model, X_test, y_test) -> dict:
