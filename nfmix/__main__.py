@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from nfmix import plots  # noqa: E402
+from nfmix._quiet import load_tensorflow_quietly  # noqa: E402
 from nfmix.baselines import run_baselines  # noqa: E402
 from nfmix.data import TOY_DATASETS, load_dataset  # noqa: E402
 from nfmix.metrics import clustering_scores  # noqa: E402
@@ -73,6 +74,7 @@ def main(argv=None) -> dict:
     if problem:
         parser.error(f"--out: {problem}")
 
+    load_tensorflow_quietly()  # after the arguments are checked: a bad one costs no TensorFlow start-up
     X, y = load_dataset(args.dataset)
     n_clusters = len(set(y.tolist()))
     settings = presets.settings(args.preset, "2d", epochs=args.epochs, random_state=args.seed, verbose=1)

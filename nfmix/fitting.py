@@ -10,6 +10,7 @@ Its settings come as one frozen :class:`FitConfig`; what it saw is returned as a
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 import warnings
 
@@ -83,7 +84,7 @@ class FitLoop:
         record.start_nll = self.final_losses()
         if self.validation is not None:
             self._start_validation()
-        with tqdm(total=config.epochs, disable=not config.verbose, desc="epochs", unit="ep") as bar:
+        with _progress_bar(config) as bar:
             while record.epochs < config.epochs:
                 warming_up = record.epochs < config.init_epochs
                 events = len(record.diverged) + len(record.reseeds)
@@ -99,7 +100,7 @@ class FitLoop:
                     break
                 current = np.where(self.trainer.active.numpy() > 0, chunk[0, -1], np.inf)
                 best = int(np.argmin(current))
-                bar.set_postfix(loss=f"{current[best]:.4f}")
+                bar.set_postfix(loss=f"{current[best]:.4f}", refresh=False)  # drawn at the next update
                 if on_check is not None:
                     on_check(best, record.epochs)
                 # tol compares the best restart with itself; a divergence or re-seed makes the comparison moot.
@@ -239,6 +240,13 @@ class FitLoop:
             reseeds.append({"epoch": int(self.record.epochs), "restart": int(r), "component": int(k)})
         self.trainer.set_values(values)
         return True
+
+
+def _progress_bar(config: FitConfig):
+    """tqdm over the epochs: redrawn in place in a terminal or notebook; into a file, a line every 15 s at most."""
+    drawn_in_place = sys.stderr.isatty() or any("notebook" in cls.__module__ for cls in tqdm.__mro__)
+    return tqdm(total=config.epochs, disable=not config.verbose, desc="epochs", unit="ep",
+                mininterval=0.1 if drawn_in_place else 15.0)
 
 
 def _whitening_of_all(X: np.ndarray) -> np.ndarray:
