@@ -148,7 +148,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Index of the kept restart: the best final training likelihood, or with early stopping the best held-out.
     validation_scores_ : list of float
         With early stopping: the kept restart's mean held-out log-likelihood at the start and at every check
-        (``history_["validation_loss"]`` holds its negatives, ``history_["validation_epochs"]`` their epochs).
+        until it stopped (``history_["validation_loss"]`` holds its negatives, NaN once stopped, and
+        ``history_["validation_epochs"]`` the epochs of the checks).
     best_validation_score_ : float
         With early stopping: the best of ``validation_scores_``, the kept model's.
     restart_losses_ : ndarray of shape (n_init,)
@@ -435,7 +436,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             held_out = np.stack(record.validation_nll) + to_data_units
             self.history_.update(validation_loss=held_out[:, best].tolist(), validation_loss_per_restart=held_out.tolist(),
                                  validation_epochs=record.validation_epochs, stopped=record.stopped)
-            self.validation_scores_ = (-held_out[:, best]).tolist()
+            scores = -held_out[:, best]
+            self.validation_scores_ = scores[np.isfinite(scores)].tolist()  # up to where the kept restart stopped
             self.best_validation_score_ = float(-(record.best_validation_nll[best] + to_data_units))
         else:
             self.__dict__.pop("validation_scores_", None)
