@@ -252,6 +252,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         # Set before training, so that a callback's predictions read the user's units too.
         self.data_min_, self.data_range_ = scaling.data_min, scaling.data_range
         X = scaling.transform(X)
+        _warn_if_rescaling_lost_precision(X)
         self._train(X, check_random_state(self.random_state), callback)
         # Only now, with the training state released, so that its memory and prediction's do not add up.
         self.labels_ = _responsibilities(self._weighted_log_prob(X)).argmax(axis=1)
@@ -269,6 +270,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
                            tuple(int(h) for h in self.hidden_units), int(self.n_blocks), self.activation,
                            bool(self.trainable_base), self.base)
         X, validation, init = self._split_validation(X, rng)
+        _check_rows_for_init(self.init, len(X))  # again: the held-out rows are not there to start from
         values, partition = initial_state(spec, X, init, float(self.base_scale), rng)
         trainer = Trainer(spec, values, self.learning_rate, int(self.batch_size), bool(self.jit_compile))
         loop = FitLoop(self._fit_config(len(X), partition is not None), trainer, X, rng, partition, validation)
@@ -395,9 +397,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             raise ValueError(f"n_samples={len(X)} should be >= n_components={self.n_components}")
         if not isinstance(self.init, str) and len(self.init) != len(X):
             raise ValueError(f"init has {len(self.init)} labels but X has {len(X)} rows")
-        if isinstance(self.init, str) and self.init == "spectral" and len(X) < SPECTRAL_NEIGHBOURS:
-            raise ValueError(f'init="spectral" builds a {SPECTRAL_NEIGHBOURS}-nearest-neighbour graph and needs at '
-                             f'least {SPECTRAL_NEIGHBOURS} rows; X has {len(X)} (use init="kmeans")')
+        _check_rows_for_init(self.init, len(X))
         if (X.max(axis=0) == X.min(axis=0)).all():  # some constant features are fine (image borders): scales are floored
             raise ValueError("every feature of X is constant: there is no spread to fit a density to")
         return X
@@ -451,7 +451,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     def _warn_about_training(self) -> None:
         # Measured from the starting weights, not the first epoch: a step too large can blow up within it.
         first, last = self.history_["start_loss"], self.restart_losses_[self.best_restart_]
-        if np.isfinite(first) and last > first + 1e-3 * max(1.0, abs(first)):
+        rescaled = first + self._scaling().log_det  # the tolerance must not depend on the data's units
+        if np.isfinite(first) and last > first + 1e-3 * max(1.0, abs(rescaled)):
             self.converged_ = False
             reseeds = sum(e["restart"] == self.best_restart_ for e in self.history_["reseeds"])
             cause = (f" (or its {reseeds} re-seeds of components below min_weight moved it away from a better start)"
@@ -666,6 +667,12 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return hasattr(self, "_fitted_spec")
 
 
+def _check_rows_for_init(init, n_rows: int) -> None:
+    if isinstance(init, str) and init == "spectral" and n_rows < SPECTRAL_NEIGHBOURS:
+        raise ValueError(f'init="spectral" builds a {SPECTRAL_NEIGHBOURS}-nearest-neighbour graph and needs at '
+                         f'least {SPECTRAL_NEIGHBOURS} rows to start from; there are {n_rows} (use init="kmeans")')
+
+
 def _responsibilities(weighted: np.ndarray) -> np.ndarray:
     """``p(k | x)`` from ``log pi_k + log p_k(x)``; a row with zero density everywhere has none."""
     far = ~np.isfinite(weighted).any(axis=1)
@@ -705,6 +712,20 @@ def _warn_if_float32_lost_precision(X: np.ndarray, scaling: FeatureScaling) -> N
         warnings.warn(f"feature {j} of X spans only {steps[j]:.0f} float32 steps ({scaling.data_min[j]:.7g} to "
                       f"{scaling.data_min[j] + scaling.data_range[j]:.7g}): float32 has rounded its values away. Centre "
                       "X in float64 (X - X.mean(axis=0)) before converting it to float32, or pass float64",
+                      RuntimeWarning, stacklevel=3)
+
+
+def _warn_if_rescaling_lost_precision(X: np.ndarray, max_rows: int = 10_000) -> None:
+    """Warn when a far outlier squeezes a feature's bulk into a few float32 steps of the rescaled [0, 1]."""
+    probe = X[np.linspace(0, len(X) - 1, min(len(X), max_rows)).astype(int)]  # quantiles need no copy of all rows
+    low, middle, high = np.percentile(probe, [25, 50, 75], axis=0)
+    steps = (high - low) / np.spacing(np.abs(middle).astype(np.float32))
+    coarse = np.flatnonzero((high > low) & (steps < MIN_FLOAT32_STEPS))
+    if coarse.size:
+        j = int(coarse[0])
+        warnings.warn(f"feature {j} of X: its middle half spans only {steps[j]:.0f} float32 steps once the feature is "
+                      f"rescaled to [0, 1] by its range: a few far values (outliers?) squeeze the rest together. "
+                      "Remove them or transform the feature (e.g. a logarithm) before fitting",
                       RuntimeWarning, stacklevel=3)
 
 

@@ -115,13 +115,14 @@ def save(path, params: dict, fitted: dict, arrays: dict, version: str) -> None:
         os.close(descriptor)
         _write_durably(Path(staged_config), json.dumps(config, indent=1).encode(), exclusive=False)
         _fsync_folder(path)  # the arrays file's entry is on disk before a config that names it can be
-        os.replace(staged_config, path / CONFIG_FILE)  # the commit point
     except BaseException:
         # Uncommitted files only: the old model is untouched. A file that cannot go is deleted by the next save.
         for file in filter(None, (arrays_file, staged_config)):
             with contextlib.suppress(OSError):
                 os.unlink(file)
         raise
+    # The commit point, outside the handler above: once it is done, the new arrays file must stay.
+    os.replace(staged_config, path / CONFIG_FILE)
     _fsync_folder(path)
     for file in path.iterdir():  # the previous model's arrays, and leftovers of interrupted saves
         if OWN_FILE.fullmatch(file.name) and file.name != arrays_name:
@@ -189,7 +190,7 @@ def load(path, build):
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{config_file} does not describe a saved MAFMixture")
     version = config.get("format_version")
-    if version not in READABLE_VERSIONS:
+    if not isinstance(version, int) or isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise ValueError(f"{path} was saved in format version {version!r}; this nfmix reads versions "
                          f"{', '.join(map(str, READABLE_VERSIONS))} (saved by nfmix {config.get('nfmix_version')})")
     arrays_name = config.get("arrays") if version >= 2 else LEGACY_ARRAYS_FILE

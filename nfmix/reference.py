@@ -43,6 +43,8 @@ def original_mixture(n_components, n_features, hidden_units=(10,), seed=0, base_
 def mixture_like(model) -> tfd.Mixture:
     """A ``tfd.Mixture`` of separate TFP MAFs holding the same weights as a fitted ``MAFMixture``."""
     spec, params = model._fitted_spec, model.params_
+    if spec.base != "diag":
+        raise ValueError(f'mixture_like rebuilds the paper\'s diagonal-base flows; this model has base="{spec.base}"')
     masks = spec.masks()
     components = []
     for k in range(model.n_components):

@@ -121,7 +121,10 @@ def load_sweep(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sweep file {path} not found")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as error:
+        raise SweepError(f"{path}: not a text (UTF-8) file ({error.reason} at byte {error.start})") from None
     try:
         _check_structure(path, yaml.compose(text, Loader=yaml.SafeLoader))
         sweep = yaml.safe_load(text)
@@ -150,7 +153,10 @@ def _code_hash(notebook: str) -> str:
     """A hash of the notebook's code cells: what it runs, not its outputs or prose."""
     if not Path(notebook).is_file():
         raise FileNotFoundError(f"notebook {notebook} not found")
-    cells = json.loads(Path(notebook).read_text())["cells"]
+    try:
+        cells = json.loads(Path(notebook).read_text())["cells"]
+    except (ValueError, KeyError, TypeError) as error:  # not JSON, not UTF-8, or no cells: not a notebook
+        raise SweepError(f"notebook {notebook} cannot be read as a notebook ({error!r})") from None
     code = "\n# -- cell --\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     return hashlib.sha256(code.encode()).hexdigest()[:16]
 

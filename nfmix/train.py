@@ -78,8 +78,8 @@ class Trainer:
         self.v = tf.Variable(tf.zeros_like(packed), trainable=False, name="adam_v")
         self.step = tf.Variable(tf.zeros(spec.batch_shape), trainable=False, name="adam_step")
         self.active = tf.Variable(tf.ones([spec.n_restarts]), trainable=False, name="active_restarts")
-        # The last trainable weights that were finite at the end of a chunk whose losses were all finite.
-        self.snapshot = tf.Variable(packed, trainable=False, name="last_good_parameters")
+        # The last weights that were finite at the end of a chunk whose losses were all finite.
+        self.snapshot = Checkpoint(self)
         self.best = None  # each restart's best weights on held-out data, once early stopping asks for them
 
     def values(self) -> list[np.ndarray]:
@@ -130,21 +130,21 @@ class Trainer:
 
     def take_snapshot(self, restarts: np.ndarray) -> None:
         """Remember the current weights of the restarts flagged ``[R]`` as their last good ones."""
-        self.snapshot.assign(tf.where(restarts[:, None, None], self.packed, self.snapshot))
+        self.snapshot.keep(restarts)
 
     def restore(self, restarts: np.ndarray) -> None:
         """Put the restarts flagged ``[R]`` back to their last good weights."""
-        self.packed.assign(tf.where(restarts[:, None, None], self.snapshot, self.packed))
+        self.snapshot.put_back(restarts)
 
     def remember_best(self, restarts: np.ndarray) -> None:
         """Remember the current weights of the restarts flagged ``[R]`` as their best on held-out data."""
         if self.best is None:
-            self.best = tf.Variable(self.packed, trainable=False, name="best_validation_parameters")
-        self.best.assign(tf.where(restarts[:, None, None], self.packed, self.best))
+            self.best = Checkpoint(self)
+        self.best.keep(restarts)
 
     def restore_best(self, restarts: np.ndarray) -> None:
         """Put the restarts flagged ``[R]`` back to their best weights on held-out data."""
-        self.packed.assign(tf.where(restarts[:, None, None], self.best, self.packed))
+        self.best.put_back(restarts)
 
     def reset_component(self, restart: int, component: int) -> None:
         """Fresh Adam moments and step count for one re-seeded (restart, component)."""
@@ -156,6 +156,35 @@ class Trainer:
         mask = self.active.numpy()
         mask[list(restarts)] = 0.0
         self.active.assign(mask)
+
+
+class Checkpoint:
+    """A copy of a Trainer's parameters, trained and fixed, kept or put back restart by restart.
+
+    The fixed ones belong in it too: a re-seed moves a component's base (its location, a GMM base's whitening)
+    without training it, and weights put back must be those of one moment, not networks of one and bases of
+    another.
+    """
+
+    def __init__(self, trainer: "Trainer"):
+        self.trainer = trainer
+        self.packed = tf.Variable(trainer.packed, trainable=False)
+        self.fixed = [tf.Variable(var, trainable=False) for var in trainer.fixed]
+
+    @staticmethod
+    def _select(restarts: np.ndarray, chosen, other):
+        mask = np.reshape(np.asarray(restarts, bool), [-1] + [1] * (len(chosen.shape) - 1))
+        return tf.where(mask, chosen, other)
+
+    def keep(self, restarts: np.ndarray) -> None:
+        self.packed.assign(self._select(restarts, self.trainer.packed, self.packed))
+        for copy, var in zip(self.fixed, self.trainer.fixed):
+            copy.assign(self._select(restarts, var, copy))
+
+    def put_back(self, restarts: np.ndarray) -> None:
+        self.trainer.packed.assign(self._select(restarts, self.packed, self.trainer.packed))
+        for copy, var in zip(self.fixed, self.trainer.fixed):
+            var.assign(self._select(restarts, copy, var))
 
 
 class SharedCompiled:

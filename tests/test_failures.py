@@ -267,7 +267,8 @@ def test_an_infinite_final_loss_stays_infinite_so_the_restart_is_never_kept(moon
     values = initial_values(spec, moons, "random", 0.1, np.random.RandomState(0))
     values[1][0] = 1e30  # restart 0's bases so far away that every point has zero density
     trainer = Trainer(spec, values, 1e-2, 4000)
-    losses = FitLoop(MAFMixture(2), trainer, moons, np.random.RandomState(0)).final_losses()
+    config = MAFMixture(2)._fit_config(len(moons), has_partition=False)
+    losses = FitLoop(config, trainer, moons, np.random.RandomState(0)).final_losses()
     assert losses[0] == np.inf and np.isfinite(losses[1])
 
 
@@ -290,3 +291,14 @@ def test_fitting_a_dataframe_warns_nothing_about_feature_names(moons):
         model = MAFMixture(2, n_init=1, epochs=5, random_state=0).fit(frame)
         model.predict(frame)
     assert list(model.feature_names_in_) == ["x", "y"]
+
+
+def test_a_far_outlier_that_squeezes_a_feature_into_few_float32_steps_is_a_warning(moons):
+    X = np.vstack([moons[:300].astype(np.float64), [[-1e6, 0.5]]])  # the bulk lands within ~1e-6 of 1
+    with pytest.warns(RuntimeWarning, match="feature 0 of X: its middle half spans only"):
+        MAFMixture(2, n_init=1, epochs=2, random_state=0).fit(X)
+
+
+def test_a_spectral_start_is_checked_against_the_rows_left_after_the_held_out_split():
+    with pytest.raises(ValueError, match="needs at least 10 rows to start from; there are 9"):
+        MAFMixture(2, init="spectral", n_iter_no_change=1).fit(np.random.RandomState(0).rand(10, 2))

@@ -38,7 +38,9 @@ def test_the_start_is_a_mixture_of_full_covariance_gaussians_and_its_labels(iris
         expected = np.stack([np.log(np.exp(values[0][r]) / np.exp(values[0][r]).sum())[k]
                              + multivariate_normal(values[1][r, k], covariances[k]).logpdf(X) for k in range(3)], -1)
         np.testing.assert_allclose(weighted[:, r], expected, atol=1e-4)
-        np.testing.assert_array_equal(weighted[:, r].argmax(-1), labels[r])
+        top_two = np.sort(weighted[:, r], axis=-1)[:, -2:]
+        clear = top_two[:, 1] - top_two[:, 0] > 1e-3  # a near-tie may go either way in float32
+        np.testing.assert_array_equal(weighted[clear, r].argmax(-1), labels[r][clear])
 
 
 def test_the_fit_starts_as_the_gaussian_mixture_fitted_with_its_seed(iris):
@@ -144,3 +146,17 @@ def test_the_mixture_density_is_the_sum_of_its_weighted_components(iris):
     np.testing.assert_allclose(model.score_samples(X), logsumexp(model.weighted_log_prob(X), axis=1))
     points, _ = model.sample(200, random_state=0)
     assert np.isfinite(model.score_samples(points)).all()
+
+
+@pytest.mark.parametrize("base, algorithm", [("diag", "mle"), ("gmm", "mle"), ("gmm", "em_hard")])
+def test_the_best_held_out_weights_are_kept_whole_through_a_reseed(base, algorithm):
+    # A re-seed moves a component's untrained base; the weights put back must include the base of their moment.
+    rng = np.random.RandomState(1)
+    X = np.vstack([rng.normal([0, 0], 0.3, (270, 2)), rng.normal([3, 3], 0.3, (30, 2))])
+    model = MAFMixture(2, base=base, hidden_units=(8,), n_init=1, algorithm=algorithm, epochs=60, check_every=5,
+                       n_iter_no_change=2, min_weight=0.3, jit_compile=False, random_state=0)
+    model.fit(X)
+    assert model.history_["reseeds"]
+    train, held_out = _held_out(X, 0)
+    assert model.score(X[held_out]) == pytest.approx(model.best_validation_score_, abs=1e-4)
+    assert model.score(X[train]) == pytest.approx(model.lower_bound_, abs=1e-4)
