@@ -143,7 +143,8 @@ def summary(done: pd.DataFrame) -> pd.DataFrame:
         gmm = done[(done["dataset"] == name) & (done["setup"] == GMM)].set_index("seed")
         paired = group.set_index("seed").join(gmm.add_suffix(" gmm"), how="inner")
         row = {"set": name, "set-up": setup, "n": len(group),
-               "test loglik": f"{group['test loglik'].mean():.3f} ± {group['test loglik'].std():.3f}",
+               "test loglik": f"{group['test loglik'].mean():.3f}"
+                              + (f" ± {group['test loglik'].std():.3f}" if len(group) > 1 else ""),
                "test ARI": f"{group['test ari'].mean():.3f}", "seconds": f"{group['seconds'].mean():.1f}"}
         if setup != GMM and len(paired) > 1:
             gap = paired["test loglik"] - paired["test loglik gmm"]
