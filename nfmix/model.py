@@ -299,7 +299,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
                              f"{len(X) - n_held_out} to train {self.n_components} components and {n_held_out} held "
                              "out; early stopping needs more rows (or n_iter_no_change=None)")
         train, held_out = train_test_split(np.arange(len(X)), test_size=n_held_out, random_state=rng)
-        train.sort(), held_out.sort()  # the training rows keep their order, as without a split
+        train.sort()  # the training rows keep their order, as without a split
+        held_out.sort()
         init = self.init if isinstance(self.init, str) else np.asarray(self.init)[train]
         return X[train], X[held_out], init
 
@@ -699,16 +700,20 @@ def _refuse_text(X) -> None:
                              "explicitly (e.g. X.astype(float)) if its strings are numbers")
 
 
+def _first_coarse_feature(steps: np.ndarray, varying: np.ndarray) -> int | None:
+    """The first varying feature with fewer than MIN_FLOAT32_STEPS float32 steps across its spread, or None."""
+    coarse = np.flatnonzero(varying & (steps < MIN_FLOAT32_STEPS))
+    return int(coarse[0]) if coarse.size else None
+
+
 def _warn_if_float32_lost_precision(X: np.ndarray, scaling: FeatureScaling) -> None:
     """Warn when float32 data are so large for their spread that few distinct values are left in a feature."""
     if X.dtype != np.float32:
         return
     magnitude = np.maximum(np.abs(scaling.data_min), np.abs(scaling.data_min + scaling.data_range))
     steps = scaling.data_range / np.spacing(magnitude.astype(np.float32))
-    varying = X.max(axis=0) > X.min(axis=0)
-    coarse = np.flatnonzero(varying & (steps < MIN_FLOAT32_STEPS))
-    if coarse.size:
-        j = int(coarse[0])
+    j = _first_coarse_feature(steps, varying=X.max(axis=0) > X.min(axis=0))
+    if j is not None:
         warnings.warn(f"feature {j} of X spans only {steps[j]:.0f} float32 steps ({scaling.data_min[j]:.7g} to "
                       f"{scaling.data_min[j] + scaling.data_range[j]:.7g}): float32 has rounded its values away. Centre "
                       "X in float64 (X - X.mean(axis=0)) before converting it to float32, or pass float64",
@@ -720,9 +725,8 @@ def _warn_if_rescaling_lost_precision(X: np.ndarray, max_rows: int = 10_000) -> 
     probe = X[np.linspace(0, len(X) - 1, min(len(X), max_rows)).astype(int)]  # quantiles need no copy of all rows
     low, middle, high = np.percentile(probe, [25, 50, 75], axis=0)
     steps = (high - low) / np.spacing(np.abs(middle).astype(np.float32))
-    coarse = np.flatnonzero((high > low) & (steps < MIN_FLOAT32_STEPS))
-    if coarse.size:
-        j = int(coarse[0])
+    j = _first_coarse_feature(steps, varying=high > low)
+    if j is not None:
         warnings.warn(f"feature {j} of X: its middle half spans only {steps[j]:.0f} float32 steps once the feature is "
                       f"rescaled to [0, 1] by its range: a few far values (outliers?) squeeze the rest together. "
                       "Remove them or transform the feature (e.g. a logarithm) before fitting",

@@ -12,6 +12,7 @@ from nfmix import MAFMixture
 from nfmix._tf import tf
 from nfmix.flows import FlowMixture, MixtureSpec
 from nfmix.initialise import initial_state
+from nfmix.scaling import FeatureScaling
 
 QUICK = dict(hidden_units=(8,), n_init=2, epochs=40, algorithm="mle", check_every=10)
 
@@ -23,7 +24,7 @@ def iris():
 
 
 def _rescaled(X):
-    return ((X - X.min(axis=0)) / np.ptp(X, axis=0)).astype(np.float32)
+    return FeatureScaling.fit(X).transform(X)  # as fit rescales its data
 
 
 def test_the_start_is_a_mixture_of_full_covariance_gaussians_and_its_labels(iris):
