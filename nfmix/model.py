@@ -85,10 +85,10 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     base : {"diag", "gmm"}, default="diag"
         "diag": each flow pushes forward a diagonal Gaussian placed by ``init`` (the paper's model). "gmm": each
         component is ``x = mean_k + W_k^-1 MAF_k(z)`` with ``z ~ N(0, I)``, started from a fitted
-        full-covariance ``GaussianMixture`` (one EM run per restart, seeded from ``random_state``, on the
-        rescaled data; ``init`` "kmeans" or "random" is its start, a partition gives its starting means) with
-        every flow at the identity, so the fit starts as that Gaussian mixture, exactly. The flows then work in
-        each component's whitened coordinates.
+        full-covariance ``GaussianMixture`` (one EM run per restart, seeded from ``random_state``, on every
+        rescaled row, early stopping's held-out rows too; ``init`` "kmeans" or "random" is its start, a
+        partition gives its starting means) with every flow at the identity, so the fit starts as that
+        Gaussian mixture, exactly. The flows then work in each component's whitened coordinates.
     base_scale : float, default=0.1
         Standard deviation of the base Gaussians for ``base="diag"``, ``init="random"``, in rescaled units
         (features span [0, 1]).
@@ -111,7 +111,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Early stopping on held-out likelihood, as in scikit-learn's gradient boosting: a restart stops once its
         mean log-likelihood on the held-out rows has not improved by more than ``tol`` (0 if None) for this many
         checks (``check_every``; every E-step for EM), and every restart ends at its best held-out weights
-        (the starting weights count, so ``base="gmm"`` never ends below its Gaussian mixture on held-out data).
+        (the starting weights count, so ``base="gmm"`` never ends below its Gaussian mixture on the held-out
+        rows, which that mixture was fitted to as well: the flows must beat it where it is at its best).
         Restarts are then ranked by held-out likelihood. None trains on every row with no such rule.
     check_every : int or None, default=None
         Epochs between checks (divergence, collapse, ``tol``, progress, callback). None means 100 for full-batch
@@ -263,15 +264,17 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         """Train every restart side by side and keep the best (sets the fitted attributes but ``labels_``)."""
         from nfmix.fitting import FitLoop
         from nfmix.flows import MixtureSpec
-        from nfmix.initialise import initial_state
         from nfmix.train import Trainer
 
         spec = MixtureSpec(int(self.n_init), int(self.n_components), X.shape[1],
                            tuple(int(h) for h in self.hidden_units), int(self.n_blocks), self.activation,
                            bool(self.trainable_base), self.base)
-        X, validation, init = self._split_validation(X, rng)
-        _check_rows_for_init(self.init, len(X))  # again: the held-out rows are not there to start from
-        values, partition = initial_state(spec, X, init, float(self.base_scale), rng)
+        rows, held_out = self._split_validation(len(X), rng)
+        _check_rows_for_init(self.init, len(rows))  # again: the held-out rows are not there to start from
+        values, partition = self._start(spec, X, rows, rng)
+        validation = None
+        if held_out is not None:
+            X, validation = X[rows], X[held_out]
         trainer = Trainer(spec, values, self.learning_rate, int(self.batch_size), bool(self.jit_compile))
         loop = FitLoop(self._fit_config(len(X), partition is not None), trainer, X, rng, partition, validation)
 
@@ -287,22 +290,33 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self._keep_best(spec, trainer, final_nll, record)
         self._warn_if_no_weight_moved(spec, values, record)
 
-    def _split_validation(self, X, rng):
-        """``(training rows, held-out rows or None, init for the training rows)``: early stopping's split."""
+    def _split_validation(self, n_rows: int, rng):
+        """``(training rows, held-out rows or None)`` as indices: early stopping's split."""
         if self.n_iter_no_change is None:
-            return X, None, self.init
+            return np.arange(n_rows), None
         from sklearn.model_selection import train_test_split
 
-        n_held_out = int(np.ceil(self.validation_fraction * len(X)))
-        if n_held_out < 1 or len(X) - n_held_out < max(2, self.n_components):
-            raise ValueError(f"validation_fraction={self.validation_fraction} of {len(X)} rows leaves "
-                             f"{len(X) - n_held_out} to train {self.n_components} components and {n_held_out} held "
+        n_held_out = int(np.ceil(self.validation_fraction * n_rows))
+        if n_held_out < 1 or n_rows - n_held_out < max(2, self.n_components):
+            raise ValueError(f"validation_fraction={self.validation_fraction} of {n_rows} rows leaves "
+                             f"{n_rows - n_held_out} to train {self.n_components} components and {n_held_out} held "
                              "out; early stopping needs more rows (or n_iter_no_change=None)")
-        train, held_out = train_test_split(np.arange(len(X)), test_size=n_held_out, random_state=rng)
-        train.sort()  # the training rows keep their order, as without a split
-        held_out.sort()
-        init = self.init if isinstance(self.init, str) else np.asarray(self.init)[train]
-        return X[train], X[held_out], init
+        train, held_out = train_test_split(np.arange(n_rows), test_size=n_held_out, random_state=rng)
+        return np.sort(train), np.sort(held_out)  # the training rows keep their order, as without a split
+
+    def _start(self, spec, X, rows, rng):
+        """``(values, partition of the training rows)``. A GMM start is fitted to every row, held-out ones too:
+        it is then the ``GaussianMixture`` of the data the user gave, and the held-out rows decide only whether
+        the flows improve on it (scored on rows it saw, it is the harder score to beat). Other bases are placed
+        on the training rows alone."""
+        from nfmix.initialise import initial_state
+
+        init = self.init if isinstance(self.init, str) else np.asarray(self.init)
+        if spec.base == "gmm":
+            values, partition = initial_state(spec, X, init, float(self.base_scale), rng)
+            return values, (partition[:, rows] if partition is not None else None)
+        return initial_state(spec, X[rows], init if isinstance(init, str) else init[rows], float(self.base_scale),
+                             rng)
 
     def _fit_config(self, n_rows: int, has_partition: bool):
         """Every setting the fitting loop reads, with its default resolved here, once."""

@@ -103,6 +103,19 @@ def test_early_stopping_never_ends_below_the_start_on_held_out_rows(iris):
     assert model.score(X[train]) == pytest.approx(model.lower_bound_, abs=1e-4)  # scored on the rows it trained on
 
 
+def test_with_early_stopping_the_start_is_the_gaussian_mixture_of_every_row(iris):
+    X, _ = iris
+    model = MAFMixture(3, base="gmm", n_init=1, algorithm="mle", epochs=200, learning_rate=0.5,
+                       check_every=10, n_iter_no_change=2, random_state=0).fit(X)
+    assert model.best_validation_score_ == model.validation_scores_[0]  # the flows only lost: the start is kept
+    rng = np.random.RandomState(0)
+    train_test_split(np.arange(len(X)), test_size=15, random_state=rng)  # the split draws from it first
+    gmm = GaussianMixture(3, covariance_type="full", random_state=rng.randint(2**31 - 1, size=1)[0])
+    gmm.fit(_rescaled(X).astype(np.float64))  # on all 150 rows: the held-out ones only judge the flows
+    log_det = -np.log(np.ptp(X, axis=0)).sum()
+    np.testing.assert_allclose(model.score_samples(X), gmm.score_samples(_rescaled(X)) + log_det, atol=1e-4)
+
+
 def test_a_gmm_base_with_early_stopping_saves_and_loads(iris, tmp_path):
     X, _ = iris
     model = MAFMixture(3, base="gmm", n_iter_no_change=2, **QUICK, random_state=0).fit(X)
