@@ -20,15 +20,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from defaults_study import datasets as low_dimensional_sets
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import train_test_split
+from study import RunTable, paired_summary, write_summary
 
-from nfmix import MAFMixture, __version__, load_dataset
-from nfmix.stats import paired_test
-from nfmix.sweep import markdown_table
+from nfmix import MAFMixture, load_dataset
 
 OUT = Path(__file__).resolve().parent.parent / "results" / "density"
 GMM = "GMM (n_init=10)"
@@ -61,24 +59,6 @@ def image_sets(seed: int) -> dict:
             "fmnist UMAP-10 (70,000)": (embedded, y)}
 
 
-def code_version() -> str:
-    """The commit the study's code is at (a ``git worktree`` snapshot while it runs), ``+edits`` if it differs."""
-    import subprocess
-
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "nfmix", "bench"], cwd=here.parent,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+edits" if dirty else "")
-
-
-CODE = code_version()
-
-
 def evaluate(model, X_test, y_test) -> dict:
     """Test mean log-likelihood and ARI; a test point with zero density gives -inf and no ARI, said so."""
     log_density = model.score_samples(X_test)
@@ -97,62 +77,33 @@ def fit_one(setup: str, k: int, X_train, seed: int):
         return MAFMixture(k, random_state=seed, **SETUPS[setup]).fit(X_train)
 
 
-def run(seeds, names, images: bool, done: pd.DataFrame, out: Path, setups=None) -> pd.DataFrame:
-    setups = [GMM, *SETUPS] if not setups else setups
+def run(seeds, names, images: bool, table: RunTable, setups) -> None:
     for seed in seeds:
         sets = {name: data for name, data in low_dimensional_sets(seed).items() if not names or name in names}
         if not names or "digits" in names:
             sets["digits"] = load_dataset("digits")
-        have = set(zip(done["dataset"], done["seed"], done["setup"])) if len(done) else set()
         for name, (X, y) in sets.items():
             for setup in setups:
-                if (name, seed, setup) in have:
-                    continue
-                done = _fit_and_record(done, name, X, y, seed, setup, out)
+                if not table.has(name, seed, setup):
+                    _fit_and_record(table, name, X, y, seed, setup)
         if images:
             image_data = None
             for name in ("fmnist PCA-100 (10,000)", "fmnist UMAP-10 (10,000)", "fmnist UMAP-10 (70,000)"):
                 for setup in setups:
-                    if (name, seed, setup) in have:
+                    if table.has(name, seed, setup):
                         continue
                     image_data = image_data if image_data is not None else image_sets(seed)
                     if name in image_data:
-                        done = _fit_and_record(done, name, *image_data[name], seed, setup, out)
-    return done
+                        _fit_and_record(table, name, *image_data[name], seed, setup)
 
 
-def _fit_and_record(done, name, X, y, seed, setup, out: Path) -> pd.DataFrame:
+def _fit_and_record(table: RunTable, name, X, y, seed, setup) -> None:
     X = np.asarray(X, np.float32)
     X_train, X_test, _, y_test = train_test_split(X, y, test_size=0.3, random_state=seed)
     started = time.perf_counter()
     model = fit_one(setup, len(np.unique(y)), X_train, seed)
-    row = {"dataset": name, "seed": seed, "setup": setup, **evaluate(model, X_test, y_test),
-           "seconds": time.perf_counter() - started,
-           "epochs": getattr(model, "n_iter_", np.nan), "nfmix": __version__, "code": CODE}
-    print({key: (round(v, 3) if isinstance(v, float) else v) for key, v in row.items()}, flush=True)
-    done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
-    out.mkdir(parents=True, exist_ok=True)
-    done.to_csv(out / "runs.csv", index=False)
-    return done
-
-
-def summary(done: pd.DataFrame) -> pd.DataFrame:
-    """Per set and set-up: n, mean test log-likelihood and ARI, and the Wilcoxon p against the GMM (by seed)."""
-    rows = []
-    for (name, setup), group in done.groupby(["dataset", "setup"], sort=False):
-        gmm = done[(done["dataset"] == name) & (done["setup"] == GMM)].set_index("seed")
-        paired = group.set_index("seed").join(gmm.add_suffix(" gmm"), how="inner")
-        row = {"set": name, "set-up": setup, "n": len(group),
-               "test loglik": f"{group['test loglik'].mean():.3f}"
-                              + (f" ± {group['test loglik'].std():.3f}" if len(group) > 1 else ""),
-               "test ARI": f"{group['test ari'].mean():.3f}", "seconds": f"{group['seconds'].mean():.1f}"}
-        if setup != GMM and len(paired) > 1:
-            gap = paired["test loglik"] - paired["test loglik gmm"]
-            row["loglik - GMM"] = f"{gap.mean():+.3f}"
-            row["p loglik"] = f"{paired_test(paired['test loglik'], paired['test loglik gmm']):.3f}"
-            row["p ARI"] = f"{paired_test(paired['test ari'].fillna(0), paired['test ari gmm'].fillna(0)):.3f}"
-        rows.append(row)
-    return pd.DataFrame(rows)
+    table.add({"dataset": name, "seed": seed, "setup": setup, **evaluate(model, X_test, y_test),
+               "seconds": time.perf_counter() - started, "epochs": getattr(model, "n_iter_", np.nan)})
 
 
 def main(argv=None):
@@ -163,14 +114,12 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--setups", nargs="*", default=[], help=f"only these set-ups (default: all; {GMM!r} too)")
     args = parser.parse_args(argv)
-    out = args.out
-    done = pd.read_csv(out / "runs.csv") if (out / "runs.csv").is_file() else pd.DataFrame()
-    done = run(args.seeds, args.sets, args.images, done, out, args.setups)
-    table = summary(done)
-    (out / "summary.md").write_text(
-        "Held-out mean log-likelihood per point (70/30 split per seed), mean ± sd over n seeds, and test ARI; "
-        "p: Wilcoxon signed-rank, paired by seed, against the GMM.\n\n" + markdown_table(table) + "\n")
-    print(markdown_table(table))
+    table = RunTable(args.out)
+    run(args.seeds, args.sets, args.images, table, args.setups or [GMM, *SETUPS])
+    write_summary(args.out, "Held-out mean log-likelihood per point (70/30 split per seed), mean ± sd over n "
+                  "seeds, and test ARI; p: Wilcoxon signed-rank, paired by seed, against the GMM.",
+                  paired_summary(table.frame, GMM, {"test loglik": "test loglik", "test ari": "test ARI"},
+                                 versus="GMM"))
 
 
 if __name__ == "__main__":
