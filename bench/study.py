@@ -76,11 +76,11 @@ def paired_summary(done: pd.DataFrame, baseline: str, metrics: dict[str, str], v
         if setup != baseline and len(paired) > 1:
             for column, label in metrics.items():
                 ours, theirs = paired[column].to_numpy(float), paired[f"{column} baseline"].to_numpy(float)
-                row[f"{label} - {versus}"] = f"{np.mean(ours - theirs):+.3f}"
-                # NaN or -inf (a test point beyond every component's reach) ranks as the worst finite score.
+                # NaN or -inf (a test point beyond every component's reach) counts as the worst finite score.
                 both = np.r_[ours, theirs]
                 floor = both[np.isfinite(both)].min() if np.isfinite(both).any() else 0.0
                 ours, theirs = (np.nan_to_num(a, nan=floor, neginf=floor) for a in (ours, theirs))
+                row[f"{label} - {versus}"] = f"{np.mean(ours - theirs):+.3f}"
                 row[f"p {label}"] = f"{paired_test(ours, theirs):.3f}"
         rows.append(row)
     return pd.DataFrame(rows)

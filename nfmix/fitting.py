@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from nfmix.flows import MixtureSpec
 from nfmix.initialise import network_values
-from nfmix.train import CompiledDensity, Trainer, data_tensor
+from nfmix.inference import CompiledDensity
+from nfmix.train import Trainer, data_tensor
 
 
 @dataclasses.dataclass(frozen=True)

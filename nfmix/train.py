@@ -1,4 +1,5 @@
-"""Compiled training and evaluation: whole chunks of epochs inside one ``tf.function``, restarts side by side.
+"""Compiled training: whole chunks of epochs inside one ``tf.function``, restarts side by side (the Python driver
+that calls it is :mod:`nfmix.fitting`; the compiled density for scoring is :mod:`nfmix.inference`).
 
 A Python loop (:mod:`nfmix.fitting`) calls :meth:`Trainer.run_epochs` for a chunk of epochs at a time. Inside, a
 ``tf.while_loop`` walks the epochs and their shuffled minibatches carrying the parameters and Adam's moments as
@@ -13,12 +14,12 @@ Compiled functions take every parameter as an argument and are shared by every m
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 import numpy as np
 
 from nfmix._tf import tf
 from nfmix.flows import FlowMixture, MixtureSpec
+from nfmix.inference import SharedCompiled
 
 LOSS_CAPACITY = 128  # epochs per compiled call: the loss buffer needs a static size for XLA
 
@@ -187,59 +188,6 @@ class Checkpoint:
             var.assign(self._select(restarts, copy, var))
 
 
-class SharedCompiled:
-    """Compiled functions shared by every model of one configuration, a few configurations at a time.
-
-    The functions take the parameters as arguments, so one trace (and one XLA compile) serves every model with
-    the same shapes, and the cache never keeps a model or its weights alive. A lock makes the cache safe to use
-    from several threads; tf.function itself is.
-    """
-
-    cache_size = 4
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        cls._cache = OrderedDict()
-        cls._lock = threading.Lock()
-
-    @classmethod
-    def get(cls, key: tuple):
-        with cls._lock:
-            if key not in cls._cache:
-                cls._cache[key] = cls(*key)
-                while len(cls._cache) > cls.cache_size:
-                    cls._cache.popitem(last=False)
-            cls._cache.move_to_end(key)
-            return cls._cache[key]
-
-
-class CompiledDensity(SharedCompiled):
-    """``log pi_k + log p_k(x)`` (``[n, R, K]``) as one compiled function per :class:`MixtureSpec`, any ``R``."""
-
-    cache_size = 8
-
-    def __init__(self, spec: MixtureSpec):
-        self.spec = spec
-        # A fixed signature (any number of rows and restarts) traces once, whatever the batch sizes: a fit's
-        # scoring of all its restarts and its labelling with the kept one share the trace.
-        signature = [[tf.TensorSpec((None, *shape[1:]), tf.float32) for shape in spec.shapes()],
-                     tf.TensorSpec([None, spec.n_features], tf.float32)]
-        self.function = tf.function(self._weighted_log_prob, input_signature=signature, autograph=False)
-
-    def _weighted_log_prob(self, values, x):
-        return FlowMixture(self.spec, values).weighted_log_prob(x)
-
-    @classmethod
-    def evaluate(cls, spec: MixtureSpec, values, X, batch_size: int = 4096) -> np.ndarray:
-        density = cls.get((spec.with_restarts(1),))  # the number of restarts is not part of the trace
-        # Keep each layer's activations ([flows, width, rows]) near 2^24 floats: image models are wide.
-        width = max(*spec.hidden_units, 2 * spec.n_features)
-        batch_size = int(max(256, min(batch_size, 2**24 // (spec.n_restarts * spec.n_components * width))))
-        batch_size -= batch_size % ROW_BLOCK
-        values = [tf.convert_to_tensor(v, tf.float32) for v in values]
-        return batched(lambda x: density.function(values, x), X, batch_size)
-
-
 class CompiledLoop(SharedCompiled):
     """Chunks of Adam epochs as one compiled function per :class:`MixtureSpec` and optimiser setting.
 
@@ -368,22 +316,3 @@ def data_tensor(X: np.ndarray):
         except (BufferError, TypeError, ValueError):  # e.g. a read-only array: DLPack cannot mark it so
             pass
     return tf.constant(X)
-
-
-ROW_BLOCK = 64  # batches are padded to a multiple of this many rows
-
-
-def batched(compiled_fn, X, batch_size: int = 4096) -> np.ndarray:
-    """Apply a compiled ``x [B, D] -> [B, ...]`` function to every row, batch by batch, and stack the results.
-
-    A batch whose size is not a multiple of :data:`ROW_BLOCK` is padded (and the padding dropped): the CPU
-    matmul kernels round the last few columns of a block differently, and a row's result must not depend on
-    where in the batch it sits (scikit-learn checks that order and subsets give the same scores).
-    """
-    X = np.asarray(X, np.float32)
-    parts = []
-    for start in range(0, len(X), batch_size):
-        rows = X[start : start + batch_size]
-        padded = np.pad(rows, [(0, -len(rows) % ROW_BLOCK), (0, 0)])
-        parts.append(compiled_fn(tf.constant(padded)).numpy()[: len(rows)])
-    return np.concatenate(parts)

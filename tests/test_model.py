@@ -13,7 +13,8 @@ from nfmix import MAFMixture, load_dataset
 from nfmix._tf import tf
 from nfmix.presets import NFMIX_2D
 from nfmix.reference import mixture_like
-from nfmix.train import CompiledDensity, CompiledLoop
+from nfmix.inference import CompiledDensity
+from nfmix.train import CompiledLoop
 
 SMALL = dict(hidden_units=(8,), n_init=2, epochs=40, check_every=20, learning_rate=1e-2, algorithm="mle")
 
@@ -323,6 +324,16 @@ def test_paper_preset_is_one_call():
     assert (model.hidden_units, model.activation, model.init, model.epochs, model.learning_rate) == \
         ((10,), "tanh", "random", 2000, 1e-3)
     assert MAFMixture.paper(10, images=True).hidden_units == (1024,)
+
+
+def test_the_density_preset_is_one_call_and_has_only_its_measured_kind():
+    from nfmix import presets
+
+    model = MAFMixture.density(3, epochs=50)
+    assert (model.base, model.n_iter_no_change, model.epochs) == ("gmm", 20, 50)
+    assert presets.settings("density", "2d")["base"] == "gmm"
+    with pytest.raises(ValueError, match="preset 'density' has no 'images' set-up"):
+        presets.settings("density", "images")
 
 
 @pytest.mark.parametrize("kwargs, data, message", [

@@ -1,0 +1,37 @@
+"""The study scripts' shared scaffolding (bench/study.py): a stopped study resumes, and its summary pairs by seed."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from study import RunTable, paired_summary  # noqa: E402
+
+from nfmix import __version__  # noqa: E402
+
+
+def test_a_reopened_table_knows_its_finished_runs_and_stamps_each_row(tmp_path):
+    table = RunTable(tmp_path)
+    table.add({"dataset": "iris", "seed": 0, "setup": "a", "ari": 0.5})
+    reopened = RunTable(tmp_path)  # as a stopped study starts again
+    assert reopened.has("iris", 0, "a") and not reopened.has("iris", 1, "a")
+    row = pd.read_csv(tmp_path / "runs.csv").iloc[0]
+    assert row["nfmix"] == __version__ and isinstance(row["code"], str) and row["code"]
+    reopened.add({"dataset": "iris", "seed": 1, "setup": "a", "ari": 0.25})
+    assert len(pd.read_csv(tmp_path / "runs.csv")) == 2 and not list(tmp_path.glob("*.partial"))
+
+
+def test_the_summary_pairs_by_seed_and_ranks_a_missing_score_as_the_worst():
+    seeds = range(6)
+    done = pd.DataFrame([{"dataset": "d", "seed": s, "setup": "base", "ari": 0.5} for s in seeds]
+                        + [{"dataset": "d", "seed": s, "setup": "ours", "ari": 0.6 + 0.01 * s} for s in seeds]
+                        + [{"dataset": "d", "seed": s, "setup": "broken", "ari": np.nan if s else 0.9}
+                           for s in seeds])
+    table = paired_summary(done, "base", {"ari": "ARI"}, versus="B").set_index("set-up")
+    assert table.loc["ours", "n"] == 6 and table.loc["ours", "ARI - B"] == "+0.125"
+    assert table.loc["ours", "p ARI"] == "0.031"  # higher on all six seeds: 2 / 2**6
+    # Five NaNs count as the worst score seen (0.5), not as missing: no difference on them, one win.
+    assert table.loc["broken", "ARI - B"] == "+0.067" and float(table.loc["broken", "p ARI"]) == 1.0
+    assert "p ARI" not in table.columns or pd.isna(table.loc["base", "p ARI"])
