@@ -1,10 +1,11 @@
-"""The Python driver of a fit: chunks of compiled epochs (:mod:`nfmix.train`) for all restarts, and the guards and
-rules that run between chunks.
+"""The Python driver of a fit: compiled calls of checks (:mod:`nfmix.train`) for all restarts, and what needs
+Python between them.
 
-Between two chunks the loop runs the E-step (for EM), checks every restart for divergence (rolling a diverged
-restart back to its last weights whose loss was seen to be finite, and freezing it), re-seeds collapsed
-components, tracks the held-out likelihood (early stopping), applies ``tol`` and calls the user's callback.
-Its settings come as one frozen :class:`FitConfig`; what it saw is returned as a :class:`FitRecord`.
+Inside a compiled call each check runs the E-step (for EM), its epochs, the divergence guard (rolling a diverged
+restart back to its last weights whose loss was seen to be finite, and freezing it), early stopping on the
+held-out likelihood and ``tol``. Between calls the driver re-seeds collapsed components, moves from the warm-up
+to the chosen algorithm, draws the progress bar and calls the user's callback. Its settings come as one frozen
+:class:`FitConfig`; what it saw is returned as a :class:`FitRecord`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 from nfmix.flows import MixtureSpec
 from nfmix.initialise import network_values
 from nfmix.inference import CompiledDensity
-from nfmix.train import Trainer, data_tensor
+from nfmix.train import ALL_STOPPED, COLLAPSED_AFTER, COLLAPSED_BEFORE, CONVERGED, Trainer, data_tensor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +57,20 @@ class FitRecord:
     start_nll: np.ndarray | None = None  # [R], at the starting weights: what "the loss rose" is measured from
     e_steps: int = 0
     epochs: int = 0
+    compiled_calls: int = 0  # the fit's Python round trips into the compiled loop
     converged: bool = False
     seconds: float = 0.0
 
 
 class FitLoop:
-    """Trains every restart of one fit to the end of its budget, a stopping rule, or the last live restart."""
+    """Trains every restart of one fit to the end of its budget, a stopping rule, or the last live restart.
+
+    The checks (E-step, epochs, divergence guard, early stopping, ``tol``) run inside one compiled call
+    (:meth:`nfmix.train.Trainer.run_checks`). The driver calls it again only to re-seed a collapsed component
+    (which draws from the fit's NumPy generator), to move from the warm-up to the chosen algorithm, to show the
+    progress bar, or for a ``callback``, which sees every check: a fit makes a few Python round trips, not one
+    per E-step.
+    """
 
     def __init__(self, config: FitConfig, trainer: Trainer, X: np.ndarray, rng: np.random.RandomState,
                  partition: np.ndarray | None = None, validation: np.ndarray | None = None):
@@ -74,88 +83,115 @@ class FitLoop:
         self.X = X
         self.X_tensor = data_tensor(X)  # shares X's memory where it can
         self.validation = validation
+        self.validation_tensor = data_tensor(validation) if validation is not None else None
         self.rng = rng
         self.record = FitRecord()
-        self._checks_since_best = np.zeros(self.spec.n_restarts, int)
 
     def run(self, on_check=None) -> FitRecord:
-        """``on_check(restart, epoch)`` is called after each chunk with the restart that is currently best."""
+        """``on_check(restart, epoch)`` is called after each check with the restart that is currently best."""
         config, record = self.config, self.record
-        started, previous = time.perf_counter(), None
+        started = time.perf_counter()
         record.start_nll = self.final_losses()
         if self.validation is not None:
             self._start_validation()
+        previous = np.full(self.spec.n_restarts, np.inf, np.float32)  # tol's comparison: the last check's losses
+        reseeded = False  # by an E-step's collapse, just before the next call
         with _progress_bar(config) as bar:
             while record.epochs < config.epochs:
-                warming_up = record.epochs < config.init_epochs
-                events = len(record.diverged) + len(record.reseeds)
-                chunk = self._train_chunk(warming_up)
-                bar.update(chunk.shape[1])
-                self._guard_divergence(chunk)
-                record.nll.append(chunk[0])
-                record.objective.append(chunk[1])
-                if self.validation is not None:
-                    self._track_validation(counting=not warming_up)
-                if not self.trainer.active.numpy().any():
+                outcome = self._run_checks(previous, reseeded, one_check=on_check is not None)
+                previous, reseeded = outcome["previous"], False
+                bar.update(outcome["epochs"])
+                if outcome["reason"] == ALL_STOPPED:
                     record.converged = bool(record.stopped)  # every restart stopped early (or diverged)
                     break
-                current = np.where(self.trainer.active.numpy() > 0, chunk[0, -1], np.inf)
-                best = int(np.argmin(current))
-                bar.set_postfix(loss=f"{current[best]:.4f}", refresh=False)  # drawn at the next update
-                if on_check is not None:
-                    on_check(best, record.epochs)
-                # tol compares the best restart with itself; a divergence or re-seed makes the comparison moot.
-                # The warm-up on a fixed partition is another objective: tol starts with the chosen algorithm.
-                undisturbed = len(record.diverged) + len(record.reseeds) == events and not warming_up
-                if (config.tol is not None and self.validation is None and previous is not None and undisturbed
-                        and previous[best] - current[best] < config.tol):
+                if outcome["checks"]:
+                    current = np.where(self.trainer.active.numpy() > 0, outcome["losses"][0, -1], np.inf)
+                    best = int(np.argmin(current))
+                    bar.set_postfix(loss=f"{current[best]:.4f}", refresh=False)  # drawn at the next update
+                    if on_check is not None:
+                        on_check(best, record.epochs)
+                if outcome["reason"] == CONVERGED:
                     record.converged = True
                     break
-                previous = current
-                # Re-seed only while epochs remain to train the new component: never into the kept model.
-                if config.reseed and config.algorithm == "mle" and config.init_epochs <= record.epochs < config.epochs:
+                if outcome["reason"] in (COLLAPSED_BEFORE, COLLAPSED_AFTER):
                     self._reseed_collapsed()
+                    reseeded = outcome["reason"] == COLLAPSED_BEFORE
         if self.validation is not None:
-            self._restore_best_validation()
+            self.trainer.restore_best(np.isfinite(record.best_validation_nll))
         record.seconds = time.perf_counter() - started
         return record
 
-    def _train_chunk(self, warming_up: bool) -> np.ndarray:
-        """One chunk of epochs (the warm-up's, or an E-step and its M-step for EM): losses ``[2, n_epochs, R]``."""
-        config, record = self.config, self.record
-        end = config.init_epochs if warming_up else config.epochs
-        n_epochs = min(config.check_every, end - record.epochs)
-        if warming_up:
-            responsibilities = self.start
-        else:
-            responsibilities = self._e_step() if config.algorithm != "mle" else None
-        frozen = self.trainer.active.numpy() == 0
-        chunk = self.trainer.run_epochs(self.X_tensor, n_epochs, seed=int(self.rng.randint(2**31 - 1)),
-                                        responsibilities=responsibilities)
-        chunk[:, :, frozen] = np.nan  # a stopped restart's record ends where it stopped
-        record.epochs += n_epochs
-        return chunk
+    def _run_checks(self, previous, reseeded: bool, one_check: bool) -> dict:
+        """One compiled call of checks, of the warm-up or of the chosen algorithm, recorded in ``self.record``.
 
-    # ------------------------------------------------------------------ guards
-    def _guard_divergence(self, chunk: np.ndarray) -> None:
-        """Roll back and freeze each live restart whose loss, or whose new weights, are no longer finite.
-
-        The rollback target is the restart's snapshot: its weights at the end of the last chunk whose losses were
-        all finite and whose final weights were finite too (the check costs no copy of the weights).
+        After an E-step's re-seed (``reseeded``) the call's first check trains the new component before any
+        component is tested for collapse again, and ``tol`` skips it: its loss is not comparable.
         """
-        trainer = self.trainer
-        live = trainer.active.numpy() > 0
-        failed = live & ~(np.isfinite(chunk).all(axis=(0, 1)) & trainer.finite_restarts())
-        if failed.any():
-            trainer.restore(failed)
-            trainer.freeze(np.flatnonzero(failed))
-        for r in np.flatnonzero(failed):
-            chunk[:, :, r] = np.nan
-            self.record.diverged.append({"epoch": self.record.epochs, "restart": int(r)})
-            warnings.warn(f"restart {r}: the loss or the weights became NaN/inf by epoch {self.record.epochs}; "
-                          f"restored its last weights with a finite loss and stopped it (lower learning_rate="
-                          f"{self.config.learning_rate})", RuntimeWarning, stacklevel=4)
-        trainer.take_snapshot(live & ~failed)
+        config, record, spec = self.config, self.record, self.spec
+        warming_up = record.epochs < config.init_epochs
+        every = config.check_every
+        n_checks = 1 if one_check else self._checks_per_call()
+        reseeds = np.bincount([e["restart"] for e in record.reseeds], minlength=spec.n_restarts)
+        validated = self.validation is not None
+        controls = dict(
+            n_checks=np.int32(n_checks), epochs_per_check=np.int32(every), epoch0=np.int32(record.epochs),
+            end_epoch=np.int32(config.init_epochs if warming_up else config.epochs),
+            total_epochs=np.int32(config.epochs), reseed_from=np.int32(config.init_epochs),
+            reseed=np.bool_(config.reseed and spec.n_components > 1),
+            reseeds_left=reseeds < 2 * spec.n_components, min_weight=np.float32(config.min_weight),
+            tol=np.float32(-1.0 if config.tol is None or validated else config.tol),
+            validation_tol=np.float32(config.tol or 0.0), patience=np.int32(config.n_iter_no_change or 0),
+            counting=np.bool_(not warming_up), reseeded=np.bool_(reseeded), previous=np.asarray(previous, np.float32))
+        # Seeds of the minibatch orders, one a check. The generator is then left as if only the checks that ran
+        # had drawn theirs, one by one: a re-seed draws next from where it would have without the compiled loop.
+        before = self.rng.get_state()
+        seeds = self.rng.randint(2**31 - 1, size=n_checks)
+        active_before = self.trainer.active.numpy() > 0
+        outcome = self.trainer.run_checks(self.X_tensor, "fixed" if warming_up else config.algorithm, controls, seeds,
+                                          given=self.start if warming_up else None, X_val=self.validation_tensor)
+        self.record.compiled_calls += 1
+        self.rng.set_state(before)
+        self.rng.randint(2**31 - 1, size=outcome["checks"])
+        self._record(outcome, active_before, warming_up, int(controls["end_epoch"]))
+        return outcome
+
+    def _checks_per_call(self) -> int:
+        """As many checks as the loss buffers hold; about 20 calls a fit when a progress bar is drawn."""
+        from nfmix.train import CHECK_CAPACITY, EPOCH_CAPACITY
+
+        most = max(1, min(CHECK_CAPACITY, EPOCH_CAPACITY // self.config.check_every))
+        if self.config.verbose:
+            return max(1, min(most, -(-self.config.epochs // (20 * self.config.check_every))))
+        return most
+
+    def _record(self, outcome: dict, active_before: np.ndarray, warming_up: bool, end_epoch: int) -> None:
+        """The call's losses, events and held-out scores into the record; a restart's losses end where it
+        stopped training (frozen before the call, diverged, or stopped early)."""
+        record, epoch0 = self.record, self.record.epochs
+        losses = outcome["losses"]
+        losses[:, :, ~active_before] = np.nan
+        for r in np.flatnonzero(outcome["diverged_from"] >= 0):
+            losses[:, outcome["diverged_from"][r] - epoch0 :, r] = np.nan
+            epoch = int(outcome["diverged_at"][r])
+            record.diverged.append({"epoch": epoch, "restart": int(r)})
+            warnings.warn(f"restart {r}: the loss or the weights became NaN/inf by epoch {epoch}; restored its last "
+                          f"weights with a finite loss and stopped it (lower learning_rate="
+                          f"{self.config.learning_rate})", RuntimeWarning, stacklevel=5)
+        stopped = outcome["stopped_at"]
+        for r in sorted(np.flatnonzero(stopped >= 0), key=lambda r: (stopped[r], r)):
+            losses[:, stopped[r] - epoch0 :, r] = np.nan
+            record.stopped.append({"epoch": int(stopped[r]), "restart": int(r)})
+        record.nll.append(losses[0])
+        record.objective.append(losses[1])
+        record.epochs += int(outcome["epochs"])
+        if self.config.algorithm != "mle" and not warming_up:
+            record.e_steps += int(outcome["checks"])
+        if "held_out" in outcome:
+            every = self.config.check_every
+            for i, nll in enumerate(outcome["held_out"]):
+                record.validation_nll.append(nll)
+                record.validation_epochs.append(min(epoch0 + (i + 1) * every, end_epoch))
+            record.best_validation_nll = self.trainer.best_nll.numpy()
 
     def _mean_nll(self, X: np.ndarray) -> np.ndarray:
         """Each restart's mean NLL on ``X`` at its current weights, ``[R]``; inf where it is not finite."""
@@ -166,54 +202,15 @@ class FitLoop:
         """Each restart's mean NLL on the training rows at its current weights; inf where that is not finite."""
         return self._mean_nll(self.X)
 
-    # ------------------------------------------------------------------ early stopping
     def _start_validation(self) -> None:
         """The starting weights are every restart's first best: a fit never ends worse on held-out data."""
         nll = self._mean_nll(self.validation)
         self.record.validation_nll.append(nll)
         self.record.validation_epochs.append(0)
         self.record.best_validation_nll = nll.copy()
-        self.trainer.remember_best(np.ones(self.spec.n_restarts, bool))
+        self.trainer.start_validation(nll)
 
-    def _track_validation(self, counting: bool) -> None:
-        """Keep each restart's best held-out weights; stop one that has not improved for ``n_iter_no_change``
-        checks (by more than ``tol``). The warm-up's checks keep weights but do not use up the patience."""
-        config, record = self.config, self.record
-        live = self.trainer.active.numpy() > 0
-        nll = np.where(live, self._mean_nll(self.validation), np.nan)
-        record.validation_nll.append(nll)
-        record.validation_epochs.append(record.epochs)
-        best = record.best_validation_nll
-        improved = live & (nll < best - (config.tol or 0.0))
-        better = live & (nll < best)  # kept even below tol: the best weights are the best seen
-        best[better] = nll[better]
-        self.trainer.remember_best(better)
-        if counting:
-            self._checks_since_best[improved] = 0
-            self._checks_since_best[live & ~improved] += 1
-        stop = live & (self._checks_since_best >= config.n_iter_no_change)
-        if stop.any():
-            self.trainer.freeze(np.flatnonzero(stop))
-            record.stopped += [{"epoch": record.epochs, "restart": int(r)} for r in np.flatnonzero(stop)]
-
-    def _restore_best_validation(self) -> None:
-        self.trainer.restore_best(np.isfinite(self.record.best_validation_nll))
-
-    # ------------------------------------------------------------------ EM and re-seeding
-    def _e_step(self) -> np.ndarray:
-        """Responsibilities ``[n, R, K]`` and the weights in closed form; re-seeds an emptied component first."""
-        self.record.e_steps += 1
-        for _ in range(2):
-            resp = softmax(CompiledDensity.evaluate(self.spec, self.trainer.tensors(), self.X), axis=-1)
-            if self.config.algorithm == "em_hard":
-                resp = np.eye(self.spec.n_components, dtype=np.float32)[resp.argmax(-1)]
-            logits = np.log(np.maximum(resp.mean(axis=0), 1e-12))
-            live = self.trainer.active.numpy()[:, None] > 0  # a stopped restart keeps its last good weights
-            self.trainer.set_logits(np.where(live, logits, self.trainer.logits()))
-            if not (self.config.reseed and self._reseed_collapsed()):
-                break
-        return resp.astype(np.float32)
-
+    # ------------------------------------------------------------------ re-seeding
     def _reseed_collapsed(self) -> bool:
         """Move each collapsed component (weight < min_weight) to the data point its restart explains worst."""
         K = self.spec.n_components

@@ -60,12 +60,16 @@ class CompiledDensity(SharedCompiled):
     @classmethod
     def evaluate(cls, spec: MixtureSpec, values, X, batch_size: int = 4096) -> np.ndarray:
         density = cls.get((spec.with_restarts(1),))  # the number of restarts is not part of the trace
-        # Keep each layer's activations ([flows, width, rows]) near 2^24 floats: image models are wide.
-        width = max(*spec.hidden_units, 2 * spec.n_features)
-        batch_size = int(max(256, min(batch_size, 2**24 // (spec.n_restarts * spec.n_components * width))))
-        batch_size -= batch_size % ROW_BLOCK
         values = [tf.convert_to_tensor(v, tf.float32) for v in values]
-        return batched(lambda x: density.function(values, x), X, batch_size)
+        return batched(lambda x: density.function(values, x), X, scoring_rows(spec, batch_size))
+
+
+def scoring_rows(spec: MixtureSpec, batch_size: int = 4096) -> int:
+    """Rows per batch when scoring: each layer's activations ([flows, width, rows]) stay near 2^24 floats, as
+    image models are wide; a multiple of :data:`ROW_BLOCK`."""
+    width = max(*spec.hidden_units, 2 * spec.n_features)
+    batch_size = int(max(256, min(batch_size, 2**24 // (spec.n_restarts * spec.n_components * width))))
+    return batch_size - batch_size % ROW_BLOCK
 
 
 ROW_BLOCK = 64  # batches are padded to a multiple of this many rows

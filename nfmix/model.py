@@ -144,7 +144,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         mean over that epoch's minibatches evaluated before their updates (for every algorithm);
         ``"loss_per_restart"`` the same for all restarts (NaN once a restart diverged and stopped); ``"em_objective"``
         (EM only) the M-step objective -mean_n sum_k r_nk log p_k(x_n); ``"reseeds"`` and ``"diverged"``
-        (one dict per event, with its epoch); ``"e_steps"``; ``"seconds"`` of training.
+        (one dict per event, with its epoch); ``"e_steps"``; ``"compiled_calls"``, the fit's calls into its
+        compiled loop (one, plus one per re-seed, warm-up or progress-bar step, and one per check with a
+        ``callback``); ``"seconds"`` of training.
     best_restart_ : int
         Index of the kept restart: the best final training likelihood, or with early stopping the best held-out.
     validation_scores_ : list of float
@@ -469,7 +471,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.history_ = {"start_loss": float(record.start_nll[best] + to_data_units), "loss": nll[:, best].tolist(),
                          "loss_per_restart": nll.tolist(),
                          "reseeds": record.reseeds, "diverged": record.diverged, "e_steps": record.e_steps,
-                         "seconds": record.seconds}
+                         "compiled_calls": record.compiled_calls, "seconds": record.seconds}
         if record.best_validation_nll is not None:
             held_out = np.stack(record.validation_nll) + to_data_units
             self.history_.update(validation_loss=held_out[:, best].tolist(), validation_loss_per_restart=held_out.tolist(),

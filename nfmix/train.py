@@ -1,11 +1,13 @@
 """Compiled training: whole chunks of epochs inside one ``tf.function``, restarts side by side (the Python driver
 that calls it is :mod:`nfmix.fitting`; the compiled density for scoring is :mod:`nfmix.inference`).
 
-A Python loop (:mod:`nfmix.fitting`) calls :meth:`Trainer.run_epochs` for a chunk of epochs at a time. Inside, a
-``tf.while_loop`` walks the epochs and their shuffled minibatches carrying the parameters and Adam's moments as
-loop tensors; the variables are read once at the start of the chunk and written once at its end. Restarts are
-independent (Adam is elementwise and each restart's loss touches only its own slice), and a per-restart
-``active`` mask freezes a restart that diverged while the others train on.
+A fit is one compiled call, or a few (:meth:`Trainer.run_checks`, driven by :mod:`nfmix.fitting`): a
+``tf.while_loop`` over checks, each an E-step (for EM), a chunk of epochs, the divergence guard, early stopping
+and ``tol``, and inside each chunk a ``tf.while_loop`` over the epochs and their shuffled minibatches, carrying
+the parameters and Adam's moments as loop tensors. The variables are read once at the start of a call and
+written once at its end. Restarts are independent (Adam is elementwise and each restart's loss touches only its
+own slice), and a per-restart ``active`` mask freezes a restart that diverged or stopped while the others train
+on. :meth:`Trainer.run_epochs` trains one plain chunk of epochs (the benchmarks time it).
 
 Compiled functions take every parameter as an argument and are shared by every model with the same
 :class:`~nfmix.flows.MixtureSpec`, so only the first fit of a configuration in a process pays for tracing.
@@ -14,14 +16,20 @@ Compiled functions take every parameter as an argument and are shared by every m
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import numpy as np
 
 from nfmix._tf import tf
 from nfmix.flows import FlowMixture, MixtureSpec
-from nfmix.inference import SharedCompiled
+from nfmix.inference import SharedCompiled, scoring_rows
 
-LOSS_CAPACITY = 128  # epochs per compiled call: the loss buffer needs a static size for XLA
+LOSS_CAPACITY = 128  # epochs per compiled call of run_epochs: the loss buffer needs a static size for XLA
+EPOCH_CAPACITY = 2048  # epochs per compiled call of a fit's checks
+CHECK_CAPACITY = 512  # checks per compiled call of a fit's checks
+# Why a compiled call of checks ended: its budget of checks or epochs, a collapsed component (before a check's
+# M-step, or after a gradient ML check), the tol rule, or no restart left training.
+RUNNING, COLLAPSED_BEFORE, COLLAPSED_AFTER, CONVERGED, ALL_STOPPED = range(5)
 
 
 class Packing:
@@ -81,7 +89,9 @@ class Trainer:
         self.active = tf.Variable(tf.ones([spec.n_restarts]), trainable=False, name="active_restarts")
         # The last weights that were finite at the end of a chunk whose losses were all finite.
         self.snapshot = Checkpoint(self)
-        self.best = None  # each restart's best weights on held-out data, once early stopping asks for them
+        # Early stopping's state, from start_validation: each restart's best held-out weights and NLL, and the checks
+        # since that best.
+        self.best = self.best_nll = self.since_best = None
 
     def values(self) -> list[np.ndarray]:
         """Every parameter of every restart, as arrays in ``spec.names()`` order."""
@@ -114,34 +124,39 @@ class Trainer:
             parts.append(losses.numpy()[:, :count])
         return np.concatenate(parts, axis=1)
 
+    def run_checks(self, X, mode: str, controls: dict, seeds: np.ndarray, given=None, X_val=None) -> dict:
+        """Up to ``controls["n_checks"]`` checks of a fit in one compiled call (:meth:`CompiledLoop._checks`);
+        returns its outcome as arrays: ``losses [2, epochs, R]``, ``checks``, ``epochs``, ``reason``, ..."""
+        variables = {"values": self.packed, "fixed": self.fixed, "m": self.m, "v": self.v, "step": self.step,
+                     "active": self.active, "snapshot": self.snapshot.packed, "snapshot_fixed": self.snapshot.fixed}
+        if X_val is not None:
+            variables.update(best=self.best.packed, best_fixed=self.best.fixed, best_nll=self.best_nll,
+                             since_best=self.since_best)
+        controls = {name: tf.constant(value) for name, value in controls.items()}
+        seeds = tf.constant(np.resize(np.asarray(seeds, np.int32), CHECK_CAPACITY))
+        if given is not None:
+            given = tf.convert_to_tensor(given, tf.float32)
+        outcome = {name: value.numpy() for name, value in self.loop.fit_checks(
+            variables, tf.constant(self.learning_rate, tf.float32), X, given, X_val, controls, seeds, mode).items()}
+        outcome["losses"] = np.moveaxis(outcome["losses"][: outcome["epochs"]], 0, 1)  # [2, epochs, R]
+        if "held_out" in outcome:
+            outcome["held_out"] = outcome["held_out"][: outcome["checks"]]
+        return outcome
+
     def logits(self) -> np.ndarray:
         """The mixture logits ``[R, K]``: the first packed column (logits are always trained, and come first)."""
         return self.packed[:, :, MixtureSpec.LOGITS].numpy()
-
-    def set_logits(self, logits) -> None:
-        self.packed[:, :, MixtureSpec.LOGITS].assign(np.asarray(logits, np.float32))
 
     def restart_values(self, restart: int) -> list[np.ndarray]:
         """One restart's parameters, as arrays in ``spec.names()`` order (no copy of the other restarts)."""
         return [np.asarray(t[restart]) for t in self.tensors()]
 
-    def finite_restarts(self) -> np.ndarray:
-        """Whether each restart's trainable weights are all finite, ``[R]`` (checked without copying them out)."""
-        return tf.reduce_all(tf.math.is_finite(self.packed), axis=[1, 2]).numpy()
-
-    def take_snapshot(self, restarts: np.ndarray) -> None:
-        """Remember the current weights of the restarts flagged ``[R]`` as their last good ones."""
-        self.snapshot.keep(restarts)
-
-    def restore(self, restarts: np.ndarray) -> None:
-        """Put the restarts flagged ``[R]`` back to their last good weights."""
-        self.snapshot.put_back(restarts)
-
-    def remember_best(self, restarts: np.ndarray) -> None:
-        """Remember the current weights of the restarts flagged ``[R]`` as their best on held-out data."""
-        if self.best is None:
-            self.best = Checkpoint(self)
-        self.best.keep(restarts)
+    def start_validation(self, held_out_nll: np.ndarray) -> None:
+        """Early stopping starts: the current weights are every restart's best, at ``held_out_nll [R]``."""
+        self.best = Checkpoint(self)
+        self.best_nll = tf.Variable(np.asarray(held_out_nll, np.float32), trainable=False, name="best_held_out_nll")
+        self.since_best = tf.Variable(tf.zeros([self.spec.n_restarts], tf.int32), trainable=False,
+                                      name="checks_since_best")
 
     def restore_best(self, restarts: np.ndarray) -> None:
         """Put the restarts flagged ``[R]`` back to their best weights on held-out data."""
@@ -153,14 +168,10 @@ class Trainer:
             var[restart, component].assign(tf.zeros_like(var[restart, component]))
         self.step[restart, component].assign(0.0)
 
-    def freeze(self, restarts) -> None:
-        mask = self.active.numpy()
-        mask[list(restarts)] = 0.0
-        self.active.assign(mask)
-
 
 class Checkpoint:
-    """A copy of a Trainer's parameters, trained and fixed, kept or put back restart by restart.
+    """A copy of a Trainer's parameters, trained and fixed, that the compiled loop keeps restart by restart (the
+    divergence snapshot, the best held-out weights) and :meth:`put_back` restores.
 
     The fixed ones belong in it too: a re-seed moves a component's base (its location, a GMM base's whitening)
     without training it, and weights put back must be those of one moment, not networks of one and bases of
@@ -176,11 +187,6 @@ class Checkpoint:
     def _select(restarts: np.ndarray, chosen, other):
         mask = np.reshape(np.asarray(restarts, bool), [-1] + [1] * (len(chosen.shape) - 1))
         return tf.where(mask, chosen, other)
-
-    def keep(self, restarts: np.ndarray) -> None:
-        self.packed.assign(self._select(restarts, self.trainer.packed, self.packed))
-        for copy, var in zip(self.fixed, self.trainer.fixed):
-            copy.assign(self._select(restarts, var, copy))
 
     def put_back(self, restarts: np.ndarray) -> None:
         self.trainer.packed.assign(self._select(restarts, self.packed, self.trainer.packed))
@@ -204,6 +210,9 @@ class CompiledLoop(SharedCompiled):
         # time of a first fit (about 4 of 5 s in a fresh process).
         self.mle = tf.function(self._loop_mle, jit_compile=jit_compile, autograph=False)
         self.em = tf.function(self._loop_em, jit_compile=jit_compile, autograph=False)
+        self.jit_compile = jit_compile
+        self._fits = {}  # (mode, full batch, early stopping) -> the compiled fit_checks
+        self.row_block = scoring_rows(spec)
         self._traced = set()
         self._lock = threading.Lock()
 
@@ -234,6 +243,178 @@ class CompiledLoop(SharedCompiled):
         return self._loop(packed, fixed, m, v, step, active, learning_rate, X, responsibilities, n_epochs, seed,
                           full_batch)
 
+    # ------------------------------------------------------------------ whole fits: checks inside the loop
+    def tracing_counts(self) -> dict:
+        """How often each compiled fit function was traced, by ``(mode, full batch, early stopping)``."""
+        return {key: function.experimental_get_tracing_count() for key, function in self._fits.items()}
+
+    def fit_checks(self, variables: dict, learning_rate, X, given, X_val, controls: dict, seeds,
+                   mode: str):
+        """Run up to ``controls["n_checks"]`` checks (:meth:`_checks`) in one compiled call; returns its outcome."""
+        full_batch = self.batch_size >= X.shape[0]
+        validated = X_val is not None
+        key = (mode, full_batch, validated)
+        function = self._fits.get(key)
+        with self._lock:
+            if function is None:
+                function = tf.function(partial(self._checks, mode=mode, full_batch=full_batch),
+                                       jit_compile=self.jit_compile, autograph=False)
+                R, K = self.spec.batch_shape
+                rows = tf.TensorSpec([None, self.spec.n_features], tf.float32)
+                function.get_concrete_function(
+                    variables, tf.TensorSpec([], tf.float32), rows,
+                    tf.TensorSpec([None, R, K], tf.float32) if mode == "fixed" else None,
+                    rows if validated else None, {k: tf.TensorSpec(v.shape, v.dtype) for k, v in controls.items()},
+                    tf.TensorSpec([CHECK_CAPACITY], tf.int32))
+                self._fits[key] = function
+        return function(variables, learning_rate, X, given, X_val, controls, seeds)
+
+    def _checks(self, variables, learning_rate, X, given, X_val, controls, seeds, mode, full_batch):
+        """A fit's checks as one ``tf.while_loop``. A check is, in order:
+
+        1. the E-step (``mode`` "em_soft" / "em_hard"): responsibilities, and the weights in closed form;
+        2. its epochs (the M-step for EM; ``given`` responsibilities for the warm-up, ``mode="fixed"``);
+        3. the divergence guard: a restart whose losses or weights are no longer finite goes back to its
+           snapshot (its weights at the end of its last good check) and is frozen;
+        4. early stopping (``X_val``): each restart's best held-out weights are kept, and a restart stops after
+           ``patience`` checks without an improvement of more than ``validation_tol``;
+        5. ``tol`` on the best restart's training loss.
+
+        The loop ends early, for the Python driver, when a component has collapsed (its re-seeding draws from the
+        fit's NumPy generator), on ``tol``, or when no restart is left training.
+        """
+        c = controls
+        R, K = self.spec.batch_shape
+        validated = X_val is not None
+        em = mode in ("em_soft", "em_hard")
+        v = variables
+        # The variables are read once here and written once at the end; in between they are loop tensors.
+        state = {name: tf.nest.map_structure(lambda var: var.read_value(), var) for name, var in v.items()}
+        state.update(previous=c["previous"], diverged_from=tf.fill([R], -1), diverged_at=tf.fill([R], -1),
+                     stopped_at=tf.fill([R], -1))
+        losses = tf.TensorArray(tf.float32, size=EPOCH_CAPACITY, element_shape=[2, R])
+        held_out = tf.TensorArray(tf.float32, size=CHECK_CAPACITY, element_shape=[R])
+
+        def body(check, epoch, reason, state, losses, held_out):
+            state = dict(state)
+            live = state["active"] > 0
+            collapsed = tf.constant(False)
+            responsibilities = given
+            if em:
+                responsibilities, logits = self._e_step(state["values"], state["fixed"], X, mode)
+                column = tf.where(live[:, None], logits, state["values"][:, :, MixtureSpec.LOGITS])
+                state["values"] = tf.concat([column[..., None], state["values"][:, :, 1:]], axis=-1)
+                # A component re-seeded just before this call trains for a check before it is judged again.
+                collapsed = c["reseed"] & ~(c["reseeded"] & (check == 0)) & self._any_collapsed(column, live, c)
+            # A collapse before the M-step hands the fit to the driver's re-seeding: this check trains no epoch.
+            n_epochs = tf.where(collapsed, 0, tf.minimum(c["epochs_per_check"], c["end_epoch"] - c["epoch0"] - epoch))
+            seed = tf.stack([seeds[check], 0])
+            opt_state = (state["values"], state["m"], state["v"], state["step"])
+            opt_state, losses, finite, last = self._epochs(opt_state, state["fixed"], state["active"], learning_rate,
+                                                           X, responsibilities, n_epochs, seed, full_batch, losses,
+                                                           epoch)
+            state["values"], state["m"], state["v"], state["step"] = opt_state
+            epoch = epoch + n_epochs
+            at = c["epoch0"] + epoch  # the fit's epoch count after this check
+            ran = ~collapsed
+            # 3. Divergence: back to the snapshot, and frozen.
+            finite = finite & tf.reduce_all(tf.math.is_finite(state["values"]), axis=[1, 2])
+            failed = live & ~finite & ran
+            state["values"] = _where_restart(failed, state["snapshot"], state["values"])
+            state["fixed"] = [_where_restart(failed, a, b) for a, b in zip(state["snapshot_fixed"], state["fixed"])]
+            state["active"] = tf.where(failed, 0.0, state["active"])
+            state["diverged_from"] = tf.where(failed, at - n_epochs, state["diverged_from"])
+            state["diverged_at"] = tf.where(failed, at, state["diverged_at"])
+            live = state["active"] > 0
+            keep = live & ran
+            state["snapshot"] = _where_restart(keep, state["values"], state["snapshot"])
+            state["snapshot_fixed"] = [_where_restart(keep, a, b) for a, b in zip(state["fixed"], state["snapshot_fixed"])]
+            # 4. Early stopping.
+            if validated:
+                nll = tf.where(live, self._mean_nll(state["values"], state["fixed"], X_val), np.nan)
+                better = keep & (nll < state["best_nll"])  # kept even below validation_tol: the best seen
+                improved = keep & (nll < state["best_nll"] - c["validation_tol"])
+                state["best_nll"] = tf.where(better, nll, state["best_nll"])
+                state["best"] = _where_restart(better, state["values"], state["best"])
+                state["best_fixed"] = [_where_restart(better, a, b) for a, b in zip(state["fixed"], state["best_fixed"])]
+                counting = c["counting"] & ran
+                since = tf.where(improved, 0, tf.where(keep, state["since_best"] + 1, state["since_best"]))
+                state["since_best"] = tf.where(counting, since, state["since_best"])
+                stop = keep & (state["since_best"] >= c["patience"])
+                state["active"] = tf.where(stop, 0.0, state["active"])
+                state["stopped_at"] = tf.where(stop, at, state["stopped_at"])
+                held_out = held_out.write(check, nll)
+            live = state["active"] > 0
+            # 5. tol: the best restart against itself one check earlier; a divergence makes the comparison moot.
+            current = tf.where(live, last[0], np.inf)
+            best = tf.argmin(current, output_type=tf.int32)
+            undisturbed = ran & ~tf.reduce_any(failed) & c["counting"] & ~(c["reseeded"] & (check == 0))
+            converged = (c["tol"] >= 0) & undisturbed & (tf.gather(state["previous"], best) - current[best] < c["tol"])
+            state["previous"] = tf.where(ran, current, state["previous"])
+            # Gradient ML re-seeds after a check, while epochs remain to train the new component.
+            if mode == "mle":
+                in_time = (c["reseed_from"] <= at) & (at < c["total_epochs"])
+                collapsed_after = c["reseed"] & in_time & self._any_collapsed(
+                    state["values"][:, :, MixtureSpec.LOGITS], live, c)
+            else:
+                collapsed_after = tf.constant(False)
+            reason = tf.where(collapsed, COLLAPSED_BEFORE, tf.where(
+                ~tf.reduce_any(live), ALL_STOPPED, tf.where(converged, CONVERGED, tf.where(
+                    collapsed_after, COLLAPSED_AFTER, RUNNING))))
+            return check + tf.cast(ran, tf.int32), epoch, reason, state, losses, held_out
+
+        check, epoch, reason, state, losses, held_out = tf.while_loop(
+            lambda check, epoch, reason, *_: (check < c["n_checks"]) & (reason == RUNNING)
+            & (c["epoch0"] + epoch < c["end_epoch"]), body,
+            (tf.constant(0), tf.constant(0), tf.constant(RUNNING), state, losses, held_out))
+        for name, var in v.items():
+            tf.nest.map_structure(lambda var, value: var.assign(value), var, state[name])
+        outcome = {"checks": check, "epochs": epoch, "reason": reason, "losses": losses.stack(),
+                   **{name: state[name] for name in ("previous", "diverged_from", "diverged_at", "stopped_at")}}
+        if validated:
+            outcome["held_out"] = held_out.stack()
+        return outcome
+
+    def _e_step(self, values, fixed, X, mode):
+        """Responsibilities ``[n, R, K]`` (soft, or their arg-max) and the log weights they imply ``[R, K]``."""
+        weighted = self._weighted_log_prob(values, fixed, X)
+        if mode == "em_hard":
+            responsibilities = tf.one_hot(tf.argmax(weighted, axis=-1), self.spec.n_components, dtype=tf.float32)
+        else:
+            responsibilities = tf.nn.softmax(weighted, axis=-1)
+        logits = tf.math.log(tf.maximum(tf.reduce_mean(responsibilities, axis=0), 1e-12))
+        return responsibilities, logits
+
+    def _any_collapsed(self, logits, live, c):
+        """Whether a live restart with re-seeds left has a component below ``min_weight``."""
+        small = tf.nn.softmax(logits, axis=-1) < c["min_weight"]
+        return tf.reduce_any(small & (live & c["reseeds_left"])[:, None])
+
+    def _weighted_log_prob(self, values, fixed, X):
+        """``log pi_k + log p_k(x)`` ``[n, R, K]`` for every row, a block of rows at a time (activations stay
+        small for wide image models); a block is a multiple of the scoring's row block, as in scoring."""
+        R, K = self.spec.batch_shape
+        block = self.row_block
+        n = tf.shape(X)[0]
+        n_blocks = (n + block - 1) // block
+        padded = tf.pad(X, [[0, n_blocks * block - n], [0, 0]])
+        flows = FlowMixture(self.spec, self.packing.unpack(values, fixed))
+
+        def block_body(b, out):
+            rows = padded[b * block : (b + 1) * block]
+            rows.set_shape([block, self.spec.n_features])
+            return b + 1, tf.tensor_scatter_nd_update(out, (b * block + tf.range(block))[:, None],
+                                                      flows.weighted_log_prob(rows))
+
+        _, out = tf.while_loop(lambda b, out: b < n_blocks, block_body,
+                               (tf.constant(0), tf.zeros([n_blocks * block, R, K])))
+        return out[:n]
+
+    def _mean_nll(self, values, fixed, X):
+        """Each restart's mean NLL on ``X`` ``[R]``; inf where it is not finite."""
+        nll = -tf.reduce_mean(tf.reduce_logsumexp(self._weighted_log_prob(values, fixed, X), axis=-1), axis=0)
+        return tf.where(tf.math.is_finite(nll), nll, np.inf)
+
     def _batches(self, n, seed, epoch, full_batch):
         """Index and weight of each minibatch slot; the last batch wraps around with weight 0 (static shapes)."""
         if full_batch:
@@ -248,14 +429,28 @@ class CompiledLoop(SharedCompiled):
 
     def _loop(self, packed_var, fixed_vars, m_var, v_var, step_var, active_var, learning_rate, X, responsibilities,
               n_epochs, seed, full_batch):
-        n = tf.shape(X)[0]  # a tensor: one trace serves every number of rows
         R = self.spec.n_restarts
         fixed = [var.read_value() for var in fixed_vars]
         active = active_var.read_value()
         state = (packed_var.read_value(), m_var.read_value(), v_var.read_value(), step_var.read_value())
         losses = tf.TensorArray(tf.float32, size=LOSS_CAPACITY, element_shape=[2, R])
+        state, losses, _, _ = self._epochs(state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed,
+                                           full_batch, losses, tf.constant(0))
+        for var, value in zip((packed_var, m_var, v_var, step_var), state):
+            var.assign(value)
+        return tf.transpose(losses.stack(), [1, 0, 2])
 
-        def epoch_body(epoch, state, losses):
+    def _epochs(self, state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed, full_batch, losses,
+                offset):
+        """``n_epochs`` epochs of Adam from ``state``; each epoch's losses ``[2, R]`` go to ``losses[offset + e]``.
+
+        Returns the new state, the losses, whether every epoch's losses were finite per restart ``[R]``, and the
+        last epoch's losses ``[2, R]`` (inf after no epoch).
+        """
+        n = tf.shape(X)[0]  # a tensor: one trace serves every number of rows
+        R = self.spec.n_restarts
+
+        def epoch_body(epoch, state, losses, finite, last):
             n_batches, index, weight = self._batches(n, seed, epoch, full_batch)
 
             def batch_body(b, state, total):
@@ -265,13 +460,14 @@ class CompiledLoop(SharedCompiled):
 
             _, state, total = tf.while_loop(lambda b, state, total: b < n_batches, batch_body,
                                             (tf.constant(0), state, tf.zeros([2, R])))
-            return epoch + 1, state, losses.write(epoch, total / tf.cast(n, tf.float32))
+            loss = total / tf.cast(n, tf.float32)
+            finite = finite & tf.reduce_all(tf.math.is_finite(loss), axis=0)
+            return epoch + 1, state, losses.write(offset + epoch, loss), finite, loss
 
-        _, state, losses = tf.while_loop(lambda epoch, state, losses: epoch < n_epochs, epoch_body,
-                                         (tf.constant(0), state, losses))
-        for var, value in zip((packed_var, m_var, v_var, step_var), state):
-            var.assign(value)
-        return tf.transpose(losses.stack(), [1, 0, 2])
+        _, state, losses, finite, last = tf.while_loop(
+            lambda epoch, *_: epoch < n_epochs, epoch_body,
+            (tf.constant(0), state, losses, tf.ones([R], tf.bool), tf.fill([2, R], np.inf)))
+        return state, losses, finite, last
 
     def _step(self, state, fixed, active, learning_rate, X, responsibilities, index, weight):
         """One Adam step on one minibatch; returns the new state and each restart's summed NLL and objective."""
@@ -300,6 +496,11 @@ class CompiledLoop(SharedCompiled):
         values = values - mask * learning_rate * correction * m / (tf.sqrt(v) + self.epsilon)
         summed_nll = tf.reduce_sum(weight[:, None] * tf.stop_gradient(nll), 0)
         return (values, m, v, step), tf.stack([summed_nll, summed])
+
+
+def _where_restart(mask, chosen, other):
+    """``chosen`` for the restarts flagged in ``mask [R]``, ``other`` elsewhere (any trailing shape)."""
+    return tf.where(tf.reshape(mask, [-1] + [1] * (len(chosen.shape) - 1)), chosen, other)
 
 
 def data_tensor(X: np.ndarray):

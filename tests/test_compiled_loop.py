@@ -1,0 +1,84 @@
+"""The whole fit runs inside the compiled loop: a fit is a few compiled calls, and the E-step, the divergence
+rollback, re-seeding and both stopping rules work there."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from nfmix import MAFMixture, load_dataset
+from nfmix.flows import MixtureSpec
+from nfmix.initialise import initial_state
+from nfmix.scaling import FeatureScaling
+from nfmix.train import Trainer, data_tensor
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return load_dataset("moons")[0]
+
+
+def test_a_default_fit_makes_one_compiled_call_and_one_more_per_reseed(moons):
+    model = MAFMixture(2, epochs=1000, random_state=0).fit(moons)
+    history = model.history_
+    assert history["e_steps"] == 200  # hard EM: an E-step every 5 epochs, each inside the loop
+    # 1000 epochs fit one call's buffers; each re-seed (drawn by NumPy) adds a call.
+    assert history["compiled_calls"] == 1 + len({e["epoch"] for e in history["reseeds"]})
+
+
+def test_a_callback_sees_every_check(moons):
+    seen = []
+    model = MAFMixture(2, n_init=2, epochs=60, random_state=0).fit(moons, callback=lambda m, epoch: seen.append(epoch))
+    assert seen == list(range(5, 65, 5)) and model.history_["compiled_calls"] >= len(seen)
+
+
+def test_gradient_ml_inside_the_loop_is_the_plain_chunked_training_bit_for_bit(moons):
+    """With no re-seed and no stopping rule, only the loop's place changed: the same epochs, the same bits."""
+    settings = dict(n_init=3, algorithm="mle", epochs=60, check_every=20, reseed=False, random_state=0)
+    model = MAFMixture(2, **settings).fit(moons)
+    X = FeatureScaling.fit(moons).transform(moons).astype(np.float32)
+    spec = MixtureSpec(3, 2, 2, (10,))
+    values, _ = initial_state(spec, X, "kmeans", 0.1, np.random.RandomState(0))
+    trainer = Trainer(spec, values, 1e-2, 4000)
+    losses = np.concatenate([trainer.run_epochs(data_tensor(X), 20, seed=0)[0] for _ in range(3)])
+    to_data_units = -FeatureScaling.fit(moons).log_det
+    np.testing.assert_array_equal(np.array(model.history_["loss_per_restart"]), losses + to_data_units)
+    for name, value in zip(spec.names(), trainer.restart_values(model.best_restart_)):
+        np.testing.assert_array_equal(model.params_[name], value)
+
+
+def test_a_diverged_restart_is_rolled_back_and_stopped_inside_the_call(moons):
+    with pytest.warns(RuntimeWarning, match="became NaN/inf"):
+        model = MAFMixture(2, n_init=3, algorithm="mle", epochs=200, learning_rate=3.0, check_every=20,
+                           reseed=False, random_state=0).fit(moons)
+    history = model.history_
+    assert history["diverged"] and history["compiled_calls"] == 1  # no round trip for a rollback
+    curves = np.array(history["loss_per_restart"])
+    for event in history["diverged"]:
+        r, epoch = event["restart"], event["epoch"]
+        assert np.isnan(curves[epoch - 20 :, r]).all()  # its record ends with the check it failed in
+    assert all(np.isfinite(value).all() for value in model.params_.values())
+
+
+def test_early_stopping_stops_each_restart_inside_one_call():
+    X, _ = load_iris(return_X_y=True)
+    model = MAFMixture(3, base="gmm", hidden_units=(32, 32), n_init=2, algorithm="mle", epochs=3000,
+                       check_every=10, n_iter_no_change=3, random_state=0).fit(X)
+    assert model.converged_ and model.n_iter_ < 3000
+    assert len(model.history_["stopped"]) == 2 and model.history_["compiled_calls"] == 1
+
+
+def test_tol_stops_inside_the_loop(moons):
+    model = MAFMixture(2, n_init=2, epochs=2000, tol=1e-3, reseed=False, random_state=0).fit(moons)
+    assert model.converged_ and model.n_iter_ < 2000 and model.history_["compiled_calls"] == 1
+    loss = np.array(model.history_["loss"])
+    assert loss[-6] - loss[-1] < 1e-3  # the last check improved by less than tol
+
+
+def test_an_em_reseed_trains_the_new_component_before_judging_it_again():
+    X, _ = load_dataset("smile")
+    model = MAFMixture(2, n_init=3, epochs=300, init="random", min_weight=0.3, random_state=0).fit(X)
+    epochs = [(e["restart"], e["epoch"]) for e in model.history_["reseeds"]]
+    assert epochs, "the set-up is meant to collapse components"
+    for restart in {r for r, _ in epochs}:
+        mine = sorted(epoch for r, epoch in epochs if r == restart)
+        assert all(b - a >= 5 for a, b in zip(mine, mine[1:]))  # a check of M-step epochs between two re-seeds
