@@ -22,9 +22,9 @@ import numpy as np
 
 from nfmix._tf import tf
 from nfmix.flows import FlowMixture, MixtureSpec
-from nfmix.inference import SharedCompiled, scoring_rows
+from nfmix.inference import ROW_BLOCK, SharedCompiled, scoring_rows
 
-LOSS_CAPACITY = 128  # epochs per compiled call of run_epochs: the loss buffer needs a static size for XLA
+LOSS_CAPACITY = 128  # epochs per call of the compiled chunk: its loss buffer needs a static size for XLA
 EPOCH_CAPACITY = 2048  # epochs per compiled call of a fit's checks
 CHECK_CAPACITY = 512  # checks per compiled call of a fit's checks
 # Why a compiled call of checks ended: its budget of checks or epochs, a collapsed component (before a check's
@@ -109,19 +109,23 @@ class Trainer:
         """Train ``n_epochs`` epochs; returns each epoch's mean mixture NLL and M-step objective, ``[2, n_epochs, R]``.
 
         Both are averaged over the epoch's minibatches, each evaluated before its update. For maximum
-        likelihood the two are the same number.
+        likelihood the two are the same number. (A fit trains through :meth:`run_checks`; this is the plain
+        chunk of epochs that it runs, which the benchmarks time.)
         """
-        if responsibilities is not None:
-            responsibilities = tf.convert_to_tensor(responsibilities, tf.float32)
+        extra = () if responsibilities is None else (tf.convert_to_tensor(responsibilities, tf.float32),)
+        epochs = self.loop.epochs(responsibilities is not None, self.loop.batch_size >= X.shape[0])
+        opt_state = (self.packed.read_value(), self.m.read_value(), self.v.read_value(), self.step.read_value())
+        fixed = [var.read_value() for var in self.fixed]
         parts = []
-        # The compiled loop's loss buffer holds LOSS_CAPACITY epochs, so longer runs take several calls. Each call
-        # is told how many epochs came before it, so the minibatch order is that of one long call.
+        # Each call is told how many epochs came before it, so the minibatch order is that of one long call.
         for done in range(0, max(int(n_epochs), 1), LOSS_CAPACITY):
             count = min(LOSS_CAPACITY, int(n_epochs) - done)
-            losses = self.loop(self.packed, self.fixed, self.m, self.v, self.step, self.active,
-                               tf.constant(self.learning_rate, tf.float32), X, tf.constant(count),
-                               tf.constant([seed, done], tf.int32), responsibilities)
-            parts.append(losses.numpy()[:, :count])
+            opt_state, losses, _, _ = epochs(opt_state, fixed, self.active.read_value(),
+                                             tf.constant(self.learning_rate, tf.float32), X, tf.constant(count),
+                                             tf.constant([seed, done], tf.int32), *extra)
+            parts.append(np.moveaxis(losses.numpy()[:count], 0, 1))
+        for var, value in zip((self.packed, self.m, self.v, self.step), opt_state):
+            var.assign(value)
         return np.concatenate(parts, axis=1)
 
     def run_checks(self, X, mode: str, controls: dict, seeds: np.ndarray, given=None, X_val=None) -> dict:
@@ -195,10 +199,11 @@ class Checkpoint:
 
 
 class CompiledLoop(SharedCompiled):
-    """Chunks of Adam epochs as one compiled function per :class:`MixtureSpec` and optimiser setting.
+    """A fit's compiled functions, one set per :class:`MixtureSpec` and optimiser setting: the checks of a fit
+    (a TensorFlow graph over the fit's variables) and, inside them, the XLA-compiled chunk of Adam epochs.
 
-    The variables (packed parameters, fixed parameters, Adam's moments and step counts, the active mask) are
-    arguments; reading and writing them inside the compiled function, not around it, keeps no extra copy.
+    The checks read the variables (parameters, Adam's moments and step counts, the active mask, the snapshot and
+    best weights) once at the start of a call and write them once at its end, keeping no extra copy.
     """
 
     def __init__(self, spec, batch_size, jit_compile, beta_1, beta_2, epsilon):
@@ -206,47 +211,43 @@ class CompiledLoop(SharedCompiled):
         self.packing = Packing(spec)
         self.batch_size = batch_size
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-        # No autograph: the loops are written as tf.while_loop, and converting the code took most of the tracing
-        # time of a first fit (about 4 of 5 s in a fresh process).
-        self.mle = tf.function(self._loop_mle, jit_compile=jit_compile, autograph=False)
-        self.em = tf.function(self._loop_em, jit_compile=jit_compile, autograph=False)
         self.jit_compile = jit_compile
-        self._fits = {}  # (mode, full batch, early stopping) -> the compiled fit_checks
+        self._fits = {}  # (mode, full batch, early stopping) -> the checks' function
+        self._epoch_functions = {}  # (EM, full batch) -> the compiled chunk of epochs
         self.row_block = scoring_rows(spec)
-        self._traced = set()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered: tracing the checks builds the chunk of epochs
 
-    def __call__(self, packed, fixed, m, v, step, active, learning_rate, X, n_epochs, seed, responsibilities=None):
-        """Run ``n_epochs`` (at most :data:`LOSS_CAPACITY`) epochs; returns the losses ``[2, LOSS_CAPACITY, R]``."""
-        full_batch = self.batch_size >= X.shape[0]  # full batch: the order is irrelevant, so no shuffling
-        function = self.mle if responsibilities is None else self.em
+    def epochs(self, em: bool, full_batch: bool):
+        """The compiled chunk of at most :data:`LOSS_CAPACITY` epochs, a pure function of the optimiser state:
+        ``(opt_state, fixed, active, learning_rate, X, n_epochs, seed[, responsibilities]) -> (opt_state,
+        losses [LOSS_CAPACITY, 2, R], finite [R], last [2, R])``. Its signature is fixed, so it is traced once
+        for any number of rows (a new data size costs an XLA compile for that shape, no retracing)."""
+        key = (em, full_batch)
         with self._lock:
-            if (function, full_batch) not in self._traced:
-                # Trace once for any number of rows: later calls with a concrete X match this trace, so a new data
-                # size costs an XLA compile for that shape but no retracing.
+            if key not in self._epoch_functions:
                 R, K = self.spec.batch_shape
-                rows = tf.TensorSpec([None, self.spec.n_features], tf.float32)
-                extra = () if responsibilities is None else (tf.TensorSpec([None, R, K], tf.float32),)
-                function.get_concrete_function(packed, fixed, m, v, step, active, tf.TensorSpec([], tf.float32),
-                                               rows, tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int32),
-                                               *extra, full_batch=full_batch)
-                self._traced.add((function, full_batch))
-        extra = () if responsibilities is None else (responsibilities,)
-        return function(packed, fixed, m, v, step, active, learning_rate, X, n_epochs, seed, *extra,
-                        full_batch=full_batch)
-
-    def _loop_mle(self, packed, fixed, m, v, step, active, learning_rate, X, n_epochs, seed, full_batch):
-        return self._loop(packed, fixed, m, v, step, active, learning_rate, X, None, n_epochs, seed, full_batch)
-
-    def _loop_em(self, packed, fixed, m, v, step, active, learning_rate, X, n_epochs, seed, responsibilities,
-                 full_batch):
-        return self._loop(packed, fixed, m, v, step, active, learning_rate, X, responsibilities, n_epochs, seed,
-                          full_batch)
+                packed = tf.TensorSpec([R, K, sum(self.packing.sizes)], tf.float32)
+                signature = [(packed, packed, packed, tf.TensorSpec([R, K], tf.float32)),
+                             [tf.TensorSpec(self.spec.shapes()[i], tf.float32) for i in self.packing.fixed],
+                             tf.TensorSpec([R], tf.float32), tf.TensorSpec([], tf.float32),
+                             tf.TensorSpec([None, self.spec.n_features], tf.float32), tf.TensorSpec([], tf.int32),
+                             tf.TensorSpec([2], tf.int32)]
+                if em:
+                    signature.append(tf.TensorSpec([None, R, K], tf.float32))
+                # No autograph: the loops are written as tf.while_loop, and converting the code took most of the
+                # tracing time of a first fit (about 4 of 5 s in a fresh process).
+                self._epoch_functions[key] = tf.function(
+                    partial(self._epochs_pure, full_batch=full_batch), input_signature=signature,
+                    jit_compile=self.jit_compile, autograph=False)
+            return self._epoch_functions[key]
 
     # ------------------------------------------------------------------ whole fits: checks inside the loop
     def tracing_counts(self) -> dict:
-        """How often each compiled fit function was traced, by ``(mode, full batch, early stopping)``."""
-        return {key: function.experimental_get_tracing_count() for key, function in self._fits.items()}
+        """How often each compiled function was traced: ``("checks", mode, full batch, early stopping)`` and
+        ``("epochs", EM, full batch)``."""
+        counts = {("checks", *key): f.experimental_get_tracing_count() for key, f in self._fits.items()}
+        counts.update({("epochs", *key): f.experimental_get_tracing_count() for key, f in self._epoch_functions.items()})
+        return counts
 
     def fit_checks(self, variables: dict, learning_rate, X, given, X_val, controls: dict, seeds,
                    mode: str):
@@ -257,8 +258,10 @@ class CompiledLoop(SharedCompiled):
         function = self._fits.get(key)
         with self._lock:
             if function is None:
-                function = tf.function(partial(self._checks, mode=mode, full_batch=full_batch),
-                                       jit_compile=self.jit_compile, autograph=False)
+                # The checks run as a TensorFlow graph and each chunk of epochs inside them as the XLA function
+                # below: XLA would compile the E-step's and the held-out score's flows again, costing seconds of
+                # compile time per configuration for work that TensorFlow's kernels do as fast.
+                function = tf.function(partial(self._checks, mode=mode, full_batch=full_batch), autograph=False)
                 R, K = self.spec.batch_shape
                 rows = tf.TensorSpec([None, self.spec.n_features], tf.float32)
                 function.get_concrete_function(
@@ -308,11 +311,10 @@ class CompiledLoop(SharedCompiled):
                 collapsed = c["reseed"] & ~(c["reseeded"] & (check == 0)) & self._any_collapsed(column, live, c)
             # A collapse before the M-step hands the fit to the driver's re-seeding: this check trains no epoch.
             n_epochs = tf.where(collapsed, 0, tf.minimum(c["epochs_per_check"], c["end_epoch"] - c["epoch0"] - epoch))
-            seed = tf.stack([seeds[check], 0])
             opt_state = (state["values"], state["m"], state["v"], state["step"])
-            opt_state, losses, finite, last = self._epochs(opt_state, state["fixed"], state["active"], learning_rate,
-                                                           X, responsibilities, n_epochs, seed, full_batch, losses,
-                                                           epoch)
+            opt_state, losses, finite, last = self._chunks(opt_state, state["fixed"], state["active"], learning_rate,
+                                                           X, responsibilities, n_epochs, seeds[check], full_batch,
+                                                           losses, epoch)
             state["values"], state["m"], state["v"], state["step"] = opt_state
             epoch = epoch + n_epochs
             at = c["epoch0"] + epoch  # the fit's epoch count after this check
@@ -390,25 +392,53 @@ class CompiledLoop(SharedCompiled):
         small = tf.nn.softmax(logits, axis=-1) < c["min_weight"]
         return tf.reduce_any(small & (live & c["reseeds_left"])[:, None])
 
+    def _chunks(self, opt_state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed, full_batch,
+                losses, offset):
+        """``n_epochs`` epochs as calls of the compiled epochs, :data:`LOSS_CAPACITY` at a time, each told how
+        many came before it (so the minibatch order is that of :meth:`Trainer.run_epochs`); the losses go to
+        ``losses[offset:]``. Returns the new state, the losses, whether all were finite ``[R]`` and the last."""
+        R = self.spec.n_restarts
+        extra = () if responsibilities is None else (responsibilities,)
+        epochs = self.epochs(responsibilities is not None, full_batch)
+
+        def chunk_body(done, opt_state, losses, finite, last):
+            count = tf.minimum(LOSS_CAPACITY, n_epochs - done)
+            opt_state, chunk, chunk_finite, chunk_last = epochs(opt_state, fixed, active, learning_rate, X, count,
+                                                                tf.stack([seed, done]), *extra)
+            losses = losses.scatter(offset + done + tf.range(count), chunk[:count])
+            return done + count, opt_state, losses, finite & chunk_finite, chunk_last
+
+        _, opt_state, losses, finite, last = tf.while_loop(
+            lambda done, *_: done < n_epochs, chunk_body,
+            (tf.constant(0), opt_state, losses, tf.ones([R], tf.bool), tf.fill([2, R], np.inf)))
+        return opt_state, losses, finite, last
+
+    def _epochs_pure(self, opt_state, fixed, active, learning_rate, X, n_epochs, seed, responsibilities=None, *,
+                     full_batch):
+        losses = tf.TensorArray(tf.float32, size=LOSS_CAPACITY, element_shape=[2, self.spec.n_restarts])
+        opt_state, losses, finite, last = self._epochs(opt_state, fixed, active, learning_rate, X, responsibilities,
+                                                       n_epochs, seed, full_batch, losses, tf.constant(0))
+        return opt_state, losses.stack(), finite, last
+
     def _weighted_log_prob(self, values, fixed, X):
-        """``log pi_k + log p_k(x)`` ``[n, R, K]`` for every row, a block of rows at a time (activations stay
-        small for wide image models); a block is a multiple of the scoring's row block, as in scoring."""
-        R, K = self.spec.batch_shape
+        """``log pi_k + log p_k(x)`` ``[n, R, K]`` for every row, batch by batch as :func:`nfmix.inference.batched`
+        scores (the same batches and padding, so the same numbers as scoring)."""
         block = self.row_block
         n = tf.shape(X)[0]
-        n_blocks = (n + block - 1) // block
-        padded = tf.pad(X, [[0, n_blocks * block - n], [0, 0]])
         flows = FlowMixture(self.spec, self.packing.unpack(values, fixed))
 
         def block_body(b, out):
-            rows = padded[b * block : (b + 1) * block]
-            rows.set_shape([block, self.spec.n_features])
-            return b + 1, tf.tensor_scatter_nd_update(out, (b * block + tf.range(block))[:, None],
-                                                      flows.weighted_log_prob(rows))
+            rows = X[b * block : tf.minimum((b + 1) * block, n)]
+            size = tf.shape(rows)[0]
+            padded = tf.pad(rows, [[0, (-size) % ROW_BLOCK], [0, 0]])
+            return b + 1, out.write(b, flows.weighted_log_prob(padded)[:size])
 
-        _, out = tf.while_loop(lambda b, out: b < n_blocks, block_body,
-                               (tf.constant(0), tf.zeros([n_blocks * block, R, K])))
-        return out[:n]
+        n_blocks = (n + block - 1) // block
+        parts = tf.TensorArray(tf.float32, size=n_blocks, infer_shape=False)
+        _, parts = tf.while_loop(lambda b, out: b < n_blocks, block_body, (tf.constant(0), parts))
+        weighted = parts.concat()
+        weighted.set_shape([None, *self.spec.batch_shape])
+        return weighted
 
     def _mean_nll(self, values, fixed, X):
         """Each restart's mean NLL on ``X`` ``[R]``; inf where it is not finite."""
@@ -426,19 +456,6 @@ class CompiledLoop(SharedCompiled):
         index = tf.reshape(tf.gather(order, slots % n), [n_batches, size])
         weight = tf.reshape(tf.cast(slots < n, tf.float32), [n_batches, size])
         return n_batches, index, weight
-
-    def _loop(self, packed_var, fixed_vars, m_var, v_var, step_var, active_var, learning_rate, X, responsibilities,
-              n_epochs, seed, full_batch):
-        R = self.spec.n_restarts
-        fixed = [var.read_value() for var in fixed_vars]
-        active = active_var.read_value()
-        state = (packed_var.read_value(), m_var.read_value(), v_var.read_value(), step_var.read_value())
-        losses = tf.TensorArray(tf.float32, size=LOSS_CAPACITY, element_shape=[2, R])
-        state, losses, _, _ = self._epochs(state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed,
-                                           full_batch, losses, tf.constant(0))
-        for var, value in zip((packed_var, m_var, v_var, step_var), state):
-            var.assign(value)
-        return tf.transpose(losses.stack(), [1, 0, 2])
 
     def _epochs(self, state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed, full_batch, losses,
                 offset):

@@ -162,7 +162,8 @@ def test_models_of_one_architecture_share_the_compiled_loop_not_the_weights(moon
     before = first.score_samples(X[:50])
     second = MAFMixture(2, **{**SMALL, "hidden_units": (6,)}, random_state=1).fit(X)
     loops = [loop for key, loop in CompiledLoop._cache.items() if key[0].hidden_units == (6,)]
-    assert len(loops) == 1 and loops[0].tracing_counts() == {("mle", True, False): 1}
+    assert len(loops) == 1
+    assert loops[0].tracing_counts() == {("checks", "mle", True, False): 1, ("epochs", False, True): 1}
     np.testing.assert_array_equal(first.score_samples(X[:50]), before)
     assert not np.allclose(second.score_samples(X[:50]), before)
     densities = [d for key, d in CompiledDensity._cache.items() if key[0].hidden_units == (6,)]
@@ -180,8 +181,9 @@ def test_one_trace_per_configuration_whatever_the_data_size_chunk_length_or_rest
         MAFMixture(2, **{**settings, "batch_size": 256, "epochs": 2}, random_state=0).fit(X[:rows])
     loops = {key[1]: loop for key, loop in CompiledLoop._cache.items() if key[0].hidden_units == (5,)}
     assert sorted(loops) == [256, 4000]  # the batch size is part of the configuration
-    assert loops[4000].tracing_counts() == {("mle", True, False): 1, ("em_hard", True, False): 1}
-    assert loops[256].tracing_counts() == {("mle", False, False): 1}
+    assert loops[4000].tracing_counts() == {("checks", "mle", True, False): 1, ("checks", "em_hard", True, False): 1,
+                                            ("epochs", False, True): 1, ("epochs", True, True): 1}
+    assert loops[256].tracing_counts() == {("checks", "mle", False, False): 1, ("epochs", False, False): 1}
     densities = [d for key, d in CompiledDensity._cache.items() if key[0].hidden_units == (5,)]
     assert len(densities) == 1 and densities[0].function.experimental_get_tracing_count() == 1  # n_init=2 and 1
 
