@@ -1,6 +1,6 @@
 """Speed and memory of nfmix, measured side by side with the original formulation in one run.
 
-    python bench/bench_speed.py            # everything (about 3 minutes on 2 CPU cores)
+    python bench/bench_speed.py            # everything (about 6 minutes on 2 CPU cores)
     python bench/bench_speed.py --quick    # fewer epochs and batches, no memory run
 
 Prints a Markdown table of the results and writes it to bench/latest.md. It runs unchanged on a GPU.
@@ -175,6 +175,57 @@ def bench_suite(t_eager_moons: float, quick: bool) -> None:
     report("the same suite, original eager loop (estimated from 5 timed epochs per set)", f"{estimate / 60:.0f} min")
 
 
+def fastest_gmm_seconds(X, K: int, repeats: int = 5) -> float:
+    """``GaussianMixture(K, n_init=10)``: the fastest of ``repeats`` fits (one fit is short, and a busy machine can
+    stretch a single one 2-10x)."""
+    from sklearn.mixture import GaussianMixture
+
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        GaussianMixture(K, n_init=10, random_state=0).fit(X)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def bench_defaults_against_gmm(quick: bool) -> None:
+    """Each 2D set: the default fit and ``MAFMixture.paper(k)`` against the GMM, side by side in this process, after
+    a short fit of the same configuration and data size has compiled the loop; then the first fit in a fresh
+    process. The ratio's target is on the median over the five sets."""
+    from sklearn.metrics import adjusted_rand_score
+
+    epochs = 200 if quick else None  # None: the constructor's own
+    ratios = {"defaults": [], "paper": []}
+    for name in TOY_DATASETS:
+        X, y = load_dataset(name)
+        K = len(np.unique(y))
+        gmm = fastest_gmm_seconds(X, K)
+        for setup, make in (("defaults", lambda **kw: MAFMixture(K, **kw)),
+                            ("paper", lambda **kw: MAFMixture.paper(K, **kw))):
+            settings = {"random_state": 0, **({"epochs": epochs} if epochs else {})}
+            make(**{**settings, "epochs": 10}).fit(X)  # compiles this configuration for this data size
+            started = time.perf_counter()
+            model = make(**settings).fit(X)
+            seconds = time.perf_counter() - started
+            ratios[setup].append(seconds / gmm)
+            report(f"{name}: {setup} fit ({model.n_iter_} epochs, {model.history_['compiled_calls']} compiled calls, "
+                   f"ARI {adjusted_rand_score(y, model.labels_):.3f}) against GaussianMixture({K}, n_init=10), "
+                   "fastest of 5", f"{seconds:.2f} s / {gmm:.3f} s = {seconds / gmm:.1f}x")
+    for setup, values in ratios.items():
+        report(f"{setup} fit / GMM fit, median over the five 2D sets{' (' + str(epochs) + ' epochs)' if quick else ''}",
+               f"{np.median(values):.1f}x (from {min(values):.1f}x to {max(values):.1f}x)",
+               "target <= 10x" if setup == "defaults" else "")
+    script = ("import time; t = time.perf_counter()\n"
+              "from nfmix import MAFMixture, load_dataset\n"
+              "X, y = load_dataset('two_banana')\n"
+              f"MAFMixture(2, random_state=0{', epochs=' + str(epochs) if epochs else ''}).fit(X)\n"
+              "print(time.perf_counter() - t)\n")
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    report("two_banana: default fit, first in a fresh process (import, tracing and XLA compile included)",
+           f"{float(out.split()[-1]):.1f} s in Python, {time.perf_counter() - started:.1f} s with interpreter start-up")
+
+
 def bench_memory() -> None:
     """Peak resident memory of a raw-pixel F-MNIST fit (70,000 x 784, K=10, H=1024, 1 epoch) and a prediction."""
     script = (
@@ -202,7 +253,7 @@ def bench_memory() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["2d", "images", "suite", "memory"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["2d", "images", "suite", "defaults", "memory"])
     args = parser.parse_args()
     device = tf.config.list_physical_devices("GPU")
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores" + (
@@ -212,6 +263,8 @@ def main() -> None:
         bench_images(args.quick)
     if "suite" not in args.skip and t_eager is not None:
         bench_suite(t_eager, args.quick)
+    if "defaults" not in args.skip:
+        bench_defaults_against_gmm(args.quick)
     if "memory" not in args.skip and not args.quick:
         bench_memory()
     if not device:  # bench/bench_gpu.py measures these on a GPU, in one run
