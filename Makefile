@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test notebooks check-notebooks bench clean
+.PHONY: run test notebooks check-notebooks bench clean results
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ check-notebooks: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_speed.py
+
+## The held-out density and defaults studies (resumable: a run already in results/ is not redone), then the
+## README's generated tables from results/ (bench/readme_tables.py; tests/test_readme.py checks them)
+results: $(STAMP)
+	$(PY) bench/density_study.py
+	$(PY) bench/defaults_study.py
+	$(PY) bench/readme_tables.py
 
 clean:
 	rm -rf $(VENV) outputs
