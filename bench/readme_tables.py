@@ -1,4 +1,5 @@
-"""The README's result tables, generated from the committed ``results/*/runs.csv`` between markers:
+"""The README's result tables, generated from the committed ``results/*/runs.csv`` (and the performance table
+from ``bench/latest.md``) between markers:
 
     <!-- results:density -->
     ...the table, written by this script...
@@ -73,16 +74,20 @@ def defaults_table() -> str:
             "Wilcoxon p paired by seed (`results/defaults/summary.md` has every candidate).\n\n" + markdown(table))
 
 
-TABLES = {"density": density_table, "defaults": defaults_table}
+def performance_table() -> str:
+    return (ROOT / "bench" / "latest.md").read_text().strip()  # bench/bench_speed.py's last run, as it wrote it
+
+
+TABLES = {"density": density_table, "defaults": defaults_table, "performance": performance_table}
 
 
 def render(readme: str) -> str:
     """``readme`` with every generated table replaced by its current contents."""
     for name, make in TABLES.items():
-        pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- results:{name} -->)\n.*?(<!-- /results:{name} -->)", re.S)
         if not pattern.search(readme):
             raise ValueError(f"README.md has no <!-- results:{name} --> ... <!-- /results:{name} --> markers")
-        readme = pattern.sub(lambda m: m.group(1) + make() + m.group(2), readme)
+        readme = pattern.sub(lambda m: f"{m.group(1)}\n{make()}\n{m.group(2)}", readme)
     return readme
 
 
@@ -94,7 +99,7 @@ def stale_tables(readme: str) -> list[str]:
 
 
 def _block(text: str, name: str) -> str:
-    match = re.search(rf"<!-- results:{name} -->\n(.*?)\n<!-- /results:{name} -->", text, re.S)
+    match = re.search(rf"<!-- results:{name} -->\n(.*?)<!-- /results:{name} -->", text, re.S)
     return match.group(1) if match else ""
 
 
