@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
 
 from nfmix.flows import MixtureSpec
+from nfmix.scaling import FeatureScaling
 
 
 def network_values(spec: MixtureSpec, rng: np.random.RandomState) -> list[np.ndarray]:
@@ -35,16 +37,27 @@ def initial_values(spec: MixtureSpec, X: np.ndarray, init, base_scale: float,
     return initial_state(spec, X, init, base_scale, rng)[0]
 
 
-def initial_state(spec: MixtureSpec, X: np.ndarray, init, base_scale: float,
-                  rng: np.random.RandomState) -> tuple[list[np.ndarray], np.ndarray | None]:
+@dataclasses.dataclass(frozen=True)
+class GmmStart:
+    """How ``base="gmm"`` fits its Gaussian mixture: in the data's own units (``scaling`` maps the flows' rescaled
+    rows back), with ``n_init`` EM runs and ``random_state`` (an int, or None to draw one from the fit's
+    generator), as ``GaussianMixture(k, covariance_type="full", n_init=n_init, random_state=random_state)``."""
+
+    scaling: FeatureScaling | None = None
+    n_init: int = 1
+    random_state: int | None = None
+
+
+def initial_state(spec: MixtureSpec, X: np.ndarray, init, base_scale: float, rng: np.random.RandomState,
+                  gmm: GmmStart = GmmStart()) -> tuple[list[np.ndarray], np.ndarray | None]:
     """``(values, labels)``: the starting parameters, and each restart's starting partition ``[R, n]`` (None for
-    "random", which has none). "kmeans" and "spectral" cluster once per restart; an array is every restart's."""
+    "random", which has none). "kmeans" and "spectral" cluster once per restart; an array is every restart's.
+    For ``base="gmm"``, every restart starts as one fitted Gaussian mixture (``gmm``), or, from a partition,
+    as the mixture that EM reaches from it."""
     R, K = spec.batch_shape
     if spec.base == "gmm":
-        # The seeds come first, so that restart r starts as GaussianMixture(random_state=seeds[r]) fitted here.
-        seeds = rng.randint(2**31 - 1, size=R)
+        logits, loc, whitening, labels = _gmm_bases(X, K, R, init, rng, gmm)
         networks = network_values(spec, rng)
-        logits, loc, whitening, labels = _gmm_bases(X, K, init, seeds, rng)
         return [np.asarray(a, np.float32) for a in (logits, loc, whitening)] + networks, labels
     networks = network_values(spec, rng)
     labels = None
@@ -60,29 +73,41 @@ def initial_state(spec: MixtureSpec, X: np.ndarray, init, base_scale: float,
     return [np.asarray(a, np.float32) for a in (logits, loc, scale)] + networks, labels
 
 
-def _gmm_bases(X, n_components, init, seeds, rng):
-    """Each restart's Gaussian mixture (:func:`gmm_start`) as log weights, means and whitening matrices, and its
-    partition: the one it started from (spectral, labels), else its own clusters."""
-    R = len(seeds)
+def _gmm_bases(X, n_components: int, n_restarts: int, init, rng, gmm: GmmStart):
+    """Each restart's Gaussian mixture as log weights, means and whitening matrices in the flows' rescaled units,
+    and its partition: the one it started from (spectral, labels), else the mixture's clusters.
+
+    The mixture is fitted in the data's units and then mapped to the rescaled ones, which leaves its density
+    (up to the rescaling's log-determinant) and its clusters exactly those of the ``GaussianMixture`` a user
+    fits to their data: a GMM's k-means start and covariance floor are not invariant to rescaling features.
+    """
+    scaling = gmm.scaling or FeatureScaling.identity(X.shape[1])
+    raw = scaling.inverse_transform(X)
     partition = None
     if isinstance(init, str) and init == "spectral":
-        partition = _spectral_labels(X, R, n_components, rng)
+        partition = _spectral_labels(X, n_restarts, n_components, rng)
     elif not isinstance(init, str):
-        partition = np.tile(np.asarray(init), (R, 1))
-    mixtures = [gmm_start(X, n_components, init if isinstance(init, str) else "labels", seeds[r],
-                          None if partition is None else partition[r]) for r in range(R)]
+        partition = np.tile(np.asarray(init), (n_restarts, 1))
+    if partition is None:
+        seed = gmm.random_state if gmm.random_state is not None else rng.randint(2**31 - 1)
+        mixtures = [gmm_start(raw, n_components, init, seed, n_init=gmm.n_init)] * n_restarts
+    else:  # EM from each restart's own partition
+        seeds = rng.randint(2**31 - 1, size=n_restarts)
+        mixtures = [gmm_start(raw, n_components, "labels", seeds[r], partition[r]) for r in range(n_restarts)]
     logits = np.log(np.stack([m.weights_ for m in mixtures]))
-    loc = np.stack([m.means_ for m in mixtures])
-    whitening = np.stack([whitening_of(m) for m in mixtures])
-    labels = partition if partition is not None else np.stack([m.predict(X) for m in mixtures])
+    loc = np.stack([scaling.transform(m.means_) for m in mixtures])
+    # W whitens x - mean in data units; x = range * x' + min, so W diag(range) whitens x' - mean'.
+    whitening = np.stack([whitening_of(m) for m in mixtures]) * scaling.data_range
+    labels = partition if partition is not None else np.stack([m.predict(raw) for m in mixtures])
     return logits, loc, whitening, labels
 
 
 GMM_INIT_PARAMS = {"kmeans": "kmeans", "random": "random_from_data", "spectral": "kmeans", "labels": "kmeans"}
 
 
-def gmm_start(X: np.ndarray, n_components: int, init: str, seed: int, partition: np.ndarray | None = None):
-    """The fitted ``GaussianMixture`` (full covariances, one EM run from ``seed``) that one restart starts as.
+def gmm_start(X: np.ndarray, n_components: int, init: str, seed: int, partition: np.ndarray | None = None,
+              n_init: int = 1):
+    """The fitted ``GaussianMixture`` (full covariances, ``n_init`` EM runs from ``seed``) that a restart starts as.
 
     ``init`` "kmeans" and "random" are scikit-learn's own starts (k-means, random data points); a ``partition``
     (spectral, or the user's labels) gives EM its starting means and weights.
@@ -98,7 +123,7 @@ def gmm_start(X: np.ndarray, n_components: int, init: str, seed: int, partition:
         starts = dict(means_init=means, weights_init=np.maximum(counts, 1) / np.maximum(counts, 1).sum())
     with warnings.catch_warnings():  # a start short of EM's tolerance is still that GMM
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return GaussianMixture(n_components, covariance_type="full", init_params=GMM_INIT_PARAMS[init],
+        return GaussianMixture(n_components, covariance_type="full", n_init=n_init, init_params=GMM_INIT_PARAMS[init],
                                random_state=seed, **starts).fit(np.asarray(X, np.float64))
 
 

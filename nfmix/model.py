@@ -84,11 +84,12 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Epochs per M-step for the EM algorithms.
     base : {"diag", "gmm"}, default="diag"
         "diag": each flow pushes forward a diagonal Gaussian placed by ``init`` (the paper's model). "gmm": each
-        component is ``x = mean_k + W_k^-1 MAF_k(z)`` with ``z ~ N(0, I)``, started from a fitted
-        full-covariance ``GaussianMixture`` (one EM run per restart, seeded from ``random_state``, on every
-        rescaled row, early stopping's held-out rows too; ``init`` "kmeans" or "random" is its start, a
-        partition gives its starting means) with every flow at the identity, so the fit starts as that
-        Gaussian mixture, exactly. The flows then work in each component's whitened coordinates.
+        component is ``x = mean_k + W_k^-1 MAF_k(z)`` with ``z ~ N(0, I)``, and every restart starts as
+        ``GaussianMixture(n_components, covariance_type="full", n_init=n_init, random_state=random_state)``
+        fitted to all of ``X`` in its own units (early stopping's held-out rows too; ``init`` "random" fits it
+        from random data points), with every flow at the identity: the fit starts as that Gaussian mixture,
+        exactly, and the restarts differ in their networks. From a partition (spectral, labels), each restart
+        starts where EM goes from its own. The flows then work in each component's whitened coordinates.
     base_scale : float, default=0.1
         Standard deviation of the base Gaussians for ``base="diag"``, ``init="random"``, in rescaled units
         (features span [0, 1]).
@@ -113,7 +114,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         checks (``check_every``; every E-step for EM), and every restart ends at its best held-out weights
         (the starting weights count, so ``base="gmm"`` never ends below its Gaussian mixture on the held-out
         rows, which that mixture was fitted to as well: the flows must beat it where it is at its best).
-        Restarts are then ranked by held-out likelihood. None trains on every row with no such rule.
+        Restarts are then ranked by held-out likelihood; for ``base="gmm"``, whose start saw those rows, by its
+        Gaussian mixture's likelihood on all rows plus what its flows gained on the held-out ones (with no
+        gain, the ranking of ``GaussianMixture``'s own restarts). None trains on every row with no such rule.
     check_every : int or None, default=None
         Epochs between checks (divergence, collapse, ``tol``, progress, callback). None means 100 for full-batch
         and 1 for minibatch training; the EM algorithms check at every E-step.
@@ -139,7 +142,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     labels_ : ndarray of shape (n_samples,)
         The most probable component of each training point.
     history_ : dict
-        ``"start_loss"``: the kept restart's mean negative log-likelihood at its starting weights;
+        ``"start_loss"``: the kept restart's mean negative log-likelihood at its starting weights
+        (``"start_loss_per_restart"``: every restart's);
         ``"loss"``: the same, one value per epoch, each the
         mean over that epoch's minibatches evaluated before their updates (for every algorithm);
         ``"loss_per_restart"`` the same for all restarts (NaN once a restart diverged and stopped); ``"em_objective"``
@@ -334,11 +338,13 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         it is then the ``GaussianMixture`` of the data the user gave, and the held-out rows decide only whether
         the flows improve on it (scored on rows it saw, it is the harder score to beat). Other bases are placed
         on the training rows alone."""
-        from nfmix.initialise import initial_state
+        from nfmix.initialise import GmmStart, initial_state
 
         init = self.init if isinstance(self.init, str) else np.asarray(self.init)
         if spec.base == "gmm":
-            values, partition = initial_state(spec, X, init, float(self.base_scale), rng)
+            seed = self.random_state if isinstance(self.random_state, numbers.Integral) else None
+            gmm = GmmStart(self._scaling(), int(self.n_init), None if seed is None else int(seed))
+            values, partition = initial_state(spec, X, init, float(self.base_scale), rng, gmm)
             return values, (partition[:, rows] if partition is not None else None)
         return initial_state(spec, X[rows], init if isinstance(init, str) else init[rows], float(self.base_scale),
                              rng)
@@ -455,8 +461,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if not (finite & ~diverged).any():
             warnings.warn("every restart diverged; the model keeps the best of their last weights with a finite loss",
                           RuntimeWarning, stacklevel=3)
-        # Early stopping ranks restarts by their best held-out likelihood, as they are kept at it.
-        rank = record.best_validation_nll if record.best_validation_nll is not None else final_nll
+        # Early stopping ranks restarts by held-out likelihood (FitLoop._ranking), as they are kept at their best.
+        rank = record.ranking if record.ranking is not None else final_nll
         best = int(np.argmin(np.where(eligible, rank, np.inf)))
         # The loop's losses are of the rescaled data; the fitted attributes give them in the data's units.
         to_data_units = -self._scaling().log_det
@@ -468,7 +474,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.restart_losses_ = final_nll
         self.lower_bound_ = float(-final_nll[best])
         nll = np.concatenate(record.nll) + to_data_units
-        self.history_ = {"start_loss": float(record.start_nll[best] + to_data_units), "loss": nll[:, best].tolist(),
+        self.history_ = {"start_loss": float(record.start_nll[best] + to_data_units),
+                         "start_loss_per_restart": (record.start_nll + to_data_units).tolist(),
+                         "loss": nll[:, best].tolist(),
                          "loss_per_restart": nll.tolist(),
                          "reseeds": record.reseeds, "diverged": record.diverged, "e_steps": record.e_steps,
                          "compiled_calls": record.compiled_calls, "seconds": record.seconds}
