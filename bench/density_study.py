@@ -1,6 +1,6 @@
 """Held-out density: is a mixture of flows ever worse than the Gaussian mixture it generalises? (issue: GMM-nested)
 
-    python bench/density_study.py [--seeds 0 1 2 3 4] [--sets iris moons ...] [--images]
+    python bench/density_study.py [--seeds 0 1 2 3 4 5] [--sets iris moons ...] [--images]
 
 Each seed splits every set 70/30 (train/test, by the seed). ``GaussianMixture(k, n_init=10)`` (full covariances)
 and the nfmix set-ups below train on the 70%; the table reports the mean log-likelihood per point on the 30% and
@@ -111,7 +111,8 @@ def _fit_and_record(table: RunTable, name, X, y, seed, setup) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
+    # Six seeds: the fewest with which a two-sided Wilcoxon test can reach p < 0.05 (all six agreeing: 0.031).
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--sets", nargs="*", default=[], help="only these sets (default: the 11 low-dimensional sets and digits)")
     parser.add_argument("--images", action="store_true", help="add F-MNIST PCA-100 and the UMAP embedding")
     parser.add_argument("--out", type=Path, default=OUT)
