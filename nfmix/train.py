@@ -89,9 +89,9 @@ class Trainer:
         self.active = tf.Variable(tf.ones([spec.n_restarts]), trainable=False, name="active_restarts")
         # The last weights that were finite at the end of a chunk whose losses were all finite.
         self.snapshot = Checkpoint(self)
-        # Early stopping's state, from start_validation: each restart's best held-out weights and NLL, and the checks
-        # since that best.
-        self.best = self.best_nll = self.since_best = None
+        # Early stopping's state, from start_validation: each restart's best held-out weights and NLL, the best NLL
+        # seen and the checks since it, and the start's held-out log-densities.
+        self.best = self.best_nll = self.best_seen = self.since_best = self.start_rows = None
 
     def values(self) -> list[np.ndarray]:
         """Every parameter of every restart, as arrays in ``spec.names()`` order."""
@@ -135,7 +135,7 @@ class Trainer:
                      "active": self.active, "snapshot": self.snapshot.packed, "snapshot_fixed": self.snapshot.fixed}
         if X_val is not None:
             variables.update(best=self.best.packed, best_fixed=self.best.fixed, best_nll=self.best_nll,
-                             since_best=self.since_best)
+                             best_seen=self.best_seen, since_best=self.since_best, start_rows=self.start_rows)
         controls = {name: tf.constant(value) for name, value in controls.items()}
         seeds = tf.constant(np.resize(np.asarray(seeds, np.int32), CHECK_CAPACITY))
         if given is not None:
@@ -155,10 +155,16 @@ class Trainer:
         """One restart's parameters, as arrays in ``spec.names()`` order (no copy of the other restarts)."""
         return [np.asarray(t[restart]) for t in self.tensors()]
 
-    def start_validation(self, held_out_nll: np.ndarray) -> None:
-        """Early stopping starts: the current weights are every restart's best, at ``held_out_nll [R]``."""
+    def start_validation(self, start_rows: np.ndarray) -> None:
+        """Early stopping starts: the current weights are every restart's best, with their log-density of each
+        held-out row ``start_rows [n_held_out, R]``, which later weights are compared with."""
+        start_rows = np.asarray(start_rows, np.float32)
+        held_out_nll = -start_rows.mean(axis=0)
+        held_out_nll = np.where(np.isfinite(held_out_nll), held_out_nll, np.inf).astype(np.float32)
         self.best = Checkpoint(self)
-        self.best_nll = tf.Variable(np.asarray(held_out_nll, np.float32), trainable=False, name="best_held_out_nll")
+        self.start_rows = tf.Variable(start_rows, trainable=False, name="start_held_out_log_density")
+        self.best_nll = tf.Variable(held_out_nll, trainable=False, name="best_held_out_nll")  # of the kept weights
+        self.best_seen = tf.Variable(held_out_nll, trainable=False, name="best_seen_held_out_nll")  # for patience
         self.since_best = tf.Variable(tf.zeros([self.spec.n_restarts], tf.int32), trainable=False,
                                       name="checks_since_best")
 
@@ -279,8 +285,9 @@ class CompiledLoop(SharedCompiled):
         2. its epochs (the M-step for EM; ``given`` responsibilities for the warm-up, ``mode="fixed"``);
         3. the divergence guard: a restart whose losses or weights are no longer finite goes back to its
            snapshot (its weights at the end of its last good check) and is frozen;
-        4. early stopping (``X_val``): each restart's best held-out weights are kept, and a restart stops after
-           ``patience`` checks without an improvement of more than ``validation_tol``;
+        4. early stopping (``X_val``): each restart's best held-out weights are kept (where they beat the start
+           by ``significance`` standard errors of the per-row gain), and a restart stops after ``patience``
+           checks without an improvement of more than ``validation_tol``;
         5. ``tol`` on the best restart's training loss.
 
         The loop ends early, for the Python driver, when a component has collapsed (its re-seeding draws from the
@@ -333,9 +340,17 @@ class CompiledLoop(SharedCompiled):
             state["snapshot_fixed"] = [_where_restart(keep, a, b) for a, b in zip(state["fixed"], state["snapshot_fixed"])]
             # 4. Early stopping.
             if validated:
-                nll = tf.where(live, self._mean_nll(state["values"], state["fixed"], X_val), np.nan)
-                better = keep & (nll < state["best_nll"])  # kept even below validation_tol: the best seen
-                improved = keep & (nll < state["best_nll"] - c["validation_tol"])
+                rows = self._log_density(state["values"], state["fixed"], X_val)  # [n_held_out, R]
+                nll = -tf.reduce_mean(rows, axis=0)
+                nll = tf.where(live, tf.where(tf.math.is_finite(nll), nll, np.inf), np.nan)
+                # Patience follows the best held-out score seen; the weights kept must also beat the start by
+                # `significance` standard errors of the per-row gain (0: any gain, the plain rule).
+                improved = keep & (nll < state["best_seen"] - c["validation_tol"])
+                state["best_seen"] = tf.where(keep & (nll < state["best_seen"]), nll, state["best_seen"])
+                gain = rows - state["start_rows"]
+                standard_error = tf.math.reduce_std(gain, axis=0) / tf.sqrt(tf.cast(tf.shape(gain)[0], tf.float32))
+                clear = (c["significance"] <= 0) | (tf.reduce_mean(gain, axis=0) > c["significance"] * standard_error)
+                better = keep & (nll < state["best_nll"]) & clear  # kept even below validation_tol
                 state["best_nll"] = tf.where(better, nll, state["best_nll"])
                 state["best"] = _where_restart(better, state["values"], state["best"])
                 state["best_fixed"] = [_where_restart(better, a, b) for a, b in zip(state["fixed"], state["best_fixed"])]
@@ -440,10 +455,9 @@ class CompiledLoop(SharedCompiled):
         weighted.set_shape([None, *self.spec.batch_shape])
         return weighted
 
-    def _mean_nll(self, values, fixed, X):
-        """Each restart's mean NLL on ``X`` ``[R]``; inf where it is not finite."""
-        nll = -tf.reduce_mean(tf.reduce_logsumexp(self._weighted_log_prob(values, fixed, X), axis=-1), axis=0)
-        return tf.where(tf.math.is_finite(nll), nll, np.inf)
+    def _log_density(self, values, fixed, X):
+        """Each restart's log-density of each row of ``X``, ``[n, R]``."""
+        return tf.reduce_logsumexp(self._weighted_log_prob(values, fixed, X), axis=-1)
 
     def _batches(self, n, seed, epoch, full_batch):
         """Index and weight of each minibatch slot; the last batch wraps around with weight 0 (static shapes)."""
