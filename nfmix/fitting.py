@@ -215,24 +215,28 @@ class FitLoop:
                 record.validation_epochs.append(min(epoch0 + (i + 1) * every, end_epoch))
             record.best_validation_nll = self.trainer.best_nll.numpy()
 
-    def _mean_nll(self, X: np.ndarray) -> np.ndarray:
-        """Each restart's mean NLL on ``X`` at its current weights, ``[R]``; inf where it is not finite."""
-        nll = -logsumexp(CompiledDensity.evaluate(self.spec, self.trainer.tensors(), X), axis=-1).mean(axis=0)
+    def _log_density(self, X: np.ndarray) -> np.ndarray:
+        """Each restart's log-density of each row of ``X`` at its current weights, ``[n, R]``."""
+        return logsumexp(CompiledDensity.evaluate(self.spec, self.trainer.tensors(), X), axis=-1)
+
+    @staticmethod
+    def _mean_nll(rows: np.ndarray) -> np.ndarray:
+        """Each restart's mean NLL ``[R]`` from its row log-densities; inf where it is not finite."""
+        nll = -rows.mean(axis=0)
         return np.where(np.isfinite(nll), nll, np.inf)  # nan_to_num would turn +inf into float32's max
 
     def final_losses(self) -> np.ndarray:
         """Each restart's mean NLL on the training rows at its current weights; inf where that is not finite."""
-        return self._mean_nll(self.X)
+        return self._mean_nll(self._log_density(self.X))
 
     def _start_validation(self) -> None:
         """The starting weights are every restart's first best: a fit never ends worse on held-out data."""
-        rows = logsumexp(CompiledDensity.evaluate(self.spec, self.trainer.tensors(), self.validation), axis=-1)
-        nll = -rows.mean(axis=0)
-        nll = np.where(np.isfinite(nll), nll, np.inf)
+        rows = self._log_density(self.validation)
+        nll = self._mean_nll(rows)
         self.record.validation_nll.append(nll)
         self.record.validation_epochs.append(0)
         self.record.best_validation_nll = nll.copy()
-        self.trainer.start_validation(rows)
+        self.trainer.start_validation(rows, nll)
 
     # ------------------------------------------------------------------ re-seeding
     def _reseed_collapsed(self) -> bool:

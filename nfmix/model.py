@@ -113,7 +113,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         mean log-likelihood on the held-out rows has not improved by more than ``tol`` (0 if None) for this many
         checks (``check_every``; every E-step for EM), and every restart ends at its best held-out weights
         (the starting weights count, so ``base="gmm"`` never ends below its Gaussian mixture on the held-out
-        rows, which that mixture was fitted to as well: the flows must beat it where it is at its best).
+        rows, which that mixture was fitted to as well: the flows must beat it where it is at its best, and by
+        two standard errors of the per-row gain).
         Restarts are then ranked by held-out likelihood; for ``base="gmm"``, whose start saw those rows, by its
         Gaussian mixture's likelihood on all rows plus what its flows gained on the held-out ones (with no
         gain, the ranking of ``GaussianMixture``'s own restarts). None trains on every row with no such rule.
@@ -236,7 +237,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
         GMM-nested components (``base="gmm"``) with early stopping on held-out likelihood
         (``n_iter_no_change=20``): the fit starts as a full-covariance Gaussian mixture and keeps its flows only
-        where they score better on held-out rows. In ``results/density`` it was the only set-up never below
+        where they beat it on held-out rows by two standard errors of the per-row gain. In ``results/density`` it was the only set-up never below
         ``GaussianMixture(n_init=10)`` on held-out data; its clusters are not the defaults' (``results/defaults``).
 
         Parameters

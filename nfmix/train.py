@@ -155,14 +155,14 @@ class Trainer:
         """One restart's parameters, as arrays in ``spec.names()`` order (no copy of the other restarts)."""
         return [np.asarray(t[restart]) for t in self.tensors()]
 
-    def start_validation(self, start_rows: np.ndarray) -> None:
-        """Early stopping starts: the current weights are every restart's best, with their log-density of each
-        held-out row ``start_rows [n_held_out, R]``, which later weights are compared with."""
-        start_rows = np.asarray(start_rows, np.float32)
-        held_out_nll = -start_rows.mean(axis=0)
-        held_out_nll = np.where(np.isfinite(held_out_nll), held_out_nll, np.inf).astype(np.float32)
+    def start_validation(self, start_rows: np.ndarray, held_out_nll: np.ndarray) -> None:
+        """Early stopping starts: the current weights are every restart's best, at ``held_out_nll [R]``, with
+        their log-density of each held-out row ``start_rows [n_held_out, R]``, which later weights are compared
+        with."""
+        held_out_nll = np.asarray(held_out_nll, np.float32)
         self.best = Checkpoint(self)
-        self.start_rows = tf.Variable(start_rows, trainable=False, name="start_held_out_log_density")
+        self.start_rows = tf.Variable(np.asarray(start_rows, np.float32), trainable=False,
+                                      name="start_held_out_log_density")
         self.best_nll = tf.Variable(held_out_nll, trainable=False, name="best_held_out_nll")  # of the kept weights
         self.best_seen = tf.Variable(held_out_nll, trainable=False, name="best_seen_held_out_nll")  # for patience
         self.since_best = tf.Variable(tf.zeros([self.spec.n_restarts], tf.int32), trainable=False,
@@ -193,15 +193,11 @@ class Checkpoint:
         self.packed = tf.Variable(trainer.packed, trainable=False)
         self.fixed = [tf.Variable(var, trainable=False) for var in trainer.fixed]
 
-    @staticmethod
-    def _select(restarts: np.ndarray, chosen, other):
-        mask = np.reshape(np.asarray(restarts, bool), [-1] + [1] * (len(chosen.shape) - 1))
-        return tf.where(mask, chosen, other)
-
     def put_back(self, restarts: np.ndarray) -> None:
-        self.trainer.packed.assign(self._select(restarts, self.packed, self.trainer.packed))
+        restarts = np.asarray(restarts, bool)
+        self.trainer.packed.assign(_where_restart(restarts, self.packed, self.trainer.packed))
         for copy, var in zip(self.fixed, self.trainer.fixed):
-            var.assign(self._select(restarts, copy, var))
+            var.assign(_where_restart(restarts, copy, var))
 
 
 class CompiledLoop(SharedCompiled):
@@ -261,8 +257,8 @@ class CompiledLoop(SharedCompiled):
         full_batch = self.batch_size >= X.shape[0]
         validated = X_val is not None
         key = (mode, full_batch, validated)
-        function = self._fits.get(key)
         with self._lock:
+            function = self._fits.get(key)
             if function is None:
                 # The checks run as a TensorFlow graph and each chunk of epochs inside them as the XLA function
                 # below: XLA would compile the E-step's and the held-out score's flows again, costing seconds of
