@@ -59,7 +59,7 @@ def nfmix_seconds_per_epoch(X, K, hidden, n_init, epochs, batch_size, jit=True) 
 
 
 def fit_seconds(X, K, n_init, epochs) -> float:
-    """Wall time of one whole ``MAFMixture.fit`` with the paper's 2D set-up (initialisation and final scoring included)."""
+    """Wall time of one whole ``MAFMixture.fit`` with the paper's 2D set-up (start and final scoring included)."""
     started = time.perf_counter()
     MAFMixture(K, **{**PAPER_2D, "n_init": n_init, "epochs": epochs, "random_state": 0}).fit(X)
     return time.perf_counter() - started
@@ -79,13 +79,22 @@ def bench_2d(quick: bool) -> float:
     t_one = nfmix_seconds_per_epoch(X, K, hidden, 1, epochs, 4000)
     t_ten = nfmix_seconds_per_epoch(X, K, hidden, 10, epochs, 4000)
     fit_eager = t_eager * epochs
-    report(f"2D fit (moons, K=2, H=10, {epochs} full-batch epochs), original eager loop, estimated as "
-           f"{epochs} x one timed epoch", f"{fit_eager:.1f} s")
-    report("2D fit, nfmix, 1 restart, first of its configuration in the process (tracing and XLA compile included)",
-           f"{fits[1, 'first']:.2f} s")
+    report(
+        f"2D fit (moons, K=2, H=10, {epochs} full-batch epochs), original eager loop, estimated as "
+        f"{epochs} x one timed epoch",
+        f"{fit_eager:.1f} s",
+    )
+    report(
+        "2D fit, nfmix, 1 restart, first of its configuration in the process (tracing and XLA compile included)",
+        f"{fits[1, 'first']:.2f} s",
+    )
     report("2D fit, nfmix, 1 restart, again (compiled loop reused)", f"{fits[1, 'again']:.2f} s")
-    report("speed-up per fit over the eager original: first fit", f"{fit_eager / fits[1, 'first']:.0f}x", "target >= 100x")
-    report("speed-up per fit over the eager original: later fits", f"{fit_eager / fits[1, 'again']:.0f}x", "target >= 100x")
+    report(
+        "speed-up per fit over the eager original: first fit", f"{fit_eager / fits[1, 'first']:.0f}x", "target >= 100x"
+    )
+    report(
+        "speed-up per fit over the eager original: later fits", f"{fit_eager / fits[1, 'again']:.0f}x", "target >= 100x"
+    )
     report("2D epoch, original formulation, eager (paper)", f"{t_eager * 1e3:.2f} ms")
     report("2D epoch, original formulation, tf.function", f"{t_compiled * 1e3:.2f} ms")
     report("2D epoch, nfmix, 1 restart (steady state)", f"{t_one * 1e3:.3f} ms")
@@ -94,8 +103,11 @@ def bench_2d(quick: bool) -> float:
     report("speed-up per epoch over the original in tf.function", f"{t_compiled / t_one:.1f}x")
     report("2D fit, nfmix, 10 restarts: first / again", f"{fits[10, 'first']:.2f} s / {fits[10, 'again']:.2f} s")
     report("cost of 10 restarts relative to 1: per epoch", f"{t_ten / t_one:.2f}x", "target < 2x")
-    report("cost of 10 restarts relative to 1: per fit, first / again",
-           f"{fits[10, 'first'] / fits[1, 'first']:.2f}x / {fits[10, 'again'] / fits[1, 'again']:.2f}x", "target < 2x")
+    report(
+        "cost of 10 restarts relative to 1: per fit, first / again",
+        f"{fits[10, 'first'] / fits[1, 'first']:.2f}x / {fits[10, 'again'] / fits[1, 'again']:.2f}x",
+        "target < 2x",
+    )
     return t_eager
 
 
@@ -124,9 +136,13 @@ def step_matmuls_seconds(K, B, D, H) -> float:
 
     @tf.function
     def five():
-        return (tf.reduce_sum(tf.matmul(x, w1)) + tf.reduce_sum(tf.matmul(h, w2))
-                + tf.reduce_sum(tf.matmul(h, g, transpose_a=True)) + tf.reduce_sum(tf.matmul(g, w2, transpose_b=True))
-                + tf.reduce_sum(tf.matmul(x, h, transpose_a=True)))
+        return (
+            tf.reduce_sum(tf.matmul(x, w1))
+            + tf.reduce_sum(tf.matmul(h, w2))
+            + tf.reduce_sum(tf.matmul(h, g, transpose_a=True))
+            + tf.reduce_sum(tf.matmul(g, w2, transpose_b=True))
+            + tf.reduce_sum(tf.matmul(x, h, transpose_a=True))
+        )
 
     return seconds_per_call(lambda: five().numpy(), 10)
 
@@ -150,11 +166,17 @@ def bench_images(quick: bool) -> None:
     report("image batch, nfmix", f"{t_nfmix:.3f} s")
     report("speed-up of nfmix over the original in tf.function", f"{t_original / t_nfmix:.2f}x", "target >= 1.5x")
     report("machine float32 matmul rate (2048^2, same run)", f"{rate:.0f} GFLOP/s")
-    report("nfmix training step, achieved", f"{flops / t_nfmix / 1e9:.0f} GFLOP/s = {flops / t_nfmix / 1e9 / rate:.0%}"
-           " of the matmul rate", "target >= 70%")
-    report("profile by parts: the step's five matmuls alone", f"{t_matmuls:.3f} s = {flops / t_matmuls / 1e9:.0f} GFLOP/s"
-           f" = {flops / t_matmuls / 1e9 / rate:.0%} of the rate; the other {1 - t_matmuls / t_nfmix:.0%} of the step is"
-           " elementwise work (tanh, masks, log-density, Adam)")
+    report(
+        "nfmix training step, achieved",
+        f"{flops / t_nfmix / 1e9:.0f} GFLOP/s = {flops / t_nfmix / 1e9 / rate:.0%} of the matmul rate",
+        "target >= 70%",
+    )
+    report(
+        "profile by parts: the step's five matmuls alone",
+        f"{t_matmuls:.3f} s = {flops / t_matmuls / 1e9:.0f} GFLOP/s"
+        f" = {flops / t_matmuls / 1e9 / rate:.0%} of the rate; the other {1 - t_matmuls / t_nfmix:.0%} of the step is"
+        " elementwise work (tanh, masks, log-density, Adam)",
+    )
 
 
 def bench_suite(t_eager_moons: float, quick: bool) -> None:
@@ -170,8 +192,11 @@ def bench_suite(t_eager_moons: float, quick: bool) -> None:
         estimate += seconds_per_call(lambda: eager(tf.constant(X)), 5) * 2000 * 10
     total = time.perf_counter() - started
     scale = 2000 / epochs
-    report(f"full 2D suite (5 sets x 10 inits x 2000 epochs){' , scaled from ' + str(epochs) if quick else ''}",
-           f"{total * scale:.0f} s", "target < 120 s")
+    report(
+        f"full 2D suite (5 sets x 10 inits x 2000 epochs){' , scaled from ' + str(epochs) if quick else ''}",
+        f"{total * scale:.0f} s",
+        "target < 120 s",
+    )
     report("the same suite, original eager loop (estimated from 5 timed epochs per set)", f"{estimate / 60:.0f} min")
 
 
@@ -200,30 +225,41 @@ def bench_defaults_against_gmm(quick: bool) -> None:
         X, y = load_dataset(name)
         K = len(np.unique(y))
         gmm = fastest_gmm_seconds(X, K)
-        for setup, make in (("defaults", lambda **kw: MAFMixture(K, **kw)),
-                            ("paper", lambda **kw: MAFMixture.paper(K, **kw))):
+        for setup, make in (
+            ("defaults", lambda **kw: MAFMixture(K, **kw)),
+            ("paper", lambda **kw: MAFMixture.paper(K, **kw)),
+        ):
             settings = {"random_state": 0, **({"epochs": epochs} if epochs else {})}
             make(**{**settings, "epochs": 10}).fit(X)  # compiles this configuration for this data size
             started = time.perf_counter()
             model = make(**settings).fit(X)
             seconds = time.perf_counter() - started
             ratios[setup].append(seconds / gmm)
-            report(f"{name}: {setup} fit ({model.n_iter_} epochs, {model.history_['compiled_calls']} compiled calls, "
-                   f"ARI {adjusted_rand_score(y, model.labels_):.3f}) against GaussianMixture({K}, n_init=10), "
-                   "fastest of 5", f"{seconds:.2f} s / {gmm:.3f} s = {seconds / gmm:.1f}x")
+            report(
+                f"{name}: {setup} fit ({model.n_iter_} epochs, {model.history_['compiled_calls']} compiled calls, "
+                f"ARI {adjusted_rand_score(y, model.labels_):.3f}) against GaussianMixture({K}, n_init=10), "
+                "fastest of 5",
+                f"{seconds:.2f} s / {gmm:.3f} s = {seconds / gmm:.1f}x",
+            )
     for setup, values in ratios.items():
-        report(f"{setup} fit / GMM fit, median over the five 2D sets{' (' + str(epochs) + ' epochs)' if quick else ''}",
-               f"{np.median(values):.1f}x (from {min(values):.1f}x to {max(values):.1f}x)",
-               "target <= 10x" if setup == "defaults" else "")
-    script = ("import time; t = time.perf_counter()\n"
-              "from nfmix import MAFMixture, load_dataset\n"
-              "X, y = load_dataset('two_banana')\n"
-              f"MAFMixture(2, random_state=0{', epochs=' + str(epochs) if epochs else ''}).fit(X)\n"
-              "print(time.perf_counter() - t)\n")
+        report(
+            f"{setup} fit / GMM fit, median over the five 2D sets{' (' + str(epochs) + ' epochs)' if quick else ''}",
+            f"{np.median(values):.1f}x (from {min(values):.1f}x to {max(values):.1f}x)",
+            "target <= 10x" if setup == "defaults" else "",
+        )
+    script = (
+        "import time; t = time.perf_counter()\n"
+        "from nfmix import MAFMixture, load_dataset\n"
+        "X, y = load_dataset('two_banana')\n"
+        f"MAFMixture(2, random_state=0{', epochs=' + str(epochs) if epochs else ''}).fit(X)\n"
+        "print(time.perf_counter() - t)\n"
+    )
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    report("two_banana: default fit, first in a fresh process (import, tracing and XLA compile included)",
-           f"{float(out.split()[-1]):.1f} s in Python, {time.perf_counter() - started:.1f} s with interpreter start-up")
+    report(
+        "two_banana: default fit, first in a fresh process (import, tracing and XLA compile included)",
+        f"{float(out.split()[-1]):.1f} s in Python, {time.perf_counter() - started:.1f} s with interpreter start-up",
+    )
 
 
 def bench_memory() -> None:
@@ -244,10 +280,15 @@ def bench_memory() -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     base_kb, peak_kb, data_bytes, model_bytes = map(int, out.split()[-4:])
     budget = 2 * (data_bytes + model_bytes)
-    report("raw F-MNIST fit + predict: peak RSS", f"{peak_kb / 1024:.0f} MiB (TF runtime alone {base_kb / 1024:.0f} MiB)")
+    report(
+        "raw F-MNIST fit + predict: peak RSS", f"{peak_kb / 1024:.0f} MiB (TF runtime alone {base_kb / 1024:.0f} MiB)"
+    )
     report("data + model", f"{(data_bytes + model_bytes) / 2**20:.0f} MiB")
-    report("peak above the runtime, relative to data + model", f"{(peak_kb - base_kb) * 1024 / (budget / 2):.2f}x",
-           "target <= 2x")
+    report(
+        "peak above the runtime, relative to data + model",
+        f"{(peak_kb - base_kb) * 1024 / (budget / 2):.2f}x",
+        "target <= 2x",
+    )
 
 
 def main() -> None:
@@ -257,7 +298,8 @@ def main() -> None:
     args = parser.parse_args()
     device = tf.config.list_physical_devices("GPU")
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores" + (
-        f", GPU {tf.config.experimental.get_device_details(device[0]).get('device_name', '')}" if device else ", no GPU")
+        f", GPU {tf.config.experimental.get_device_details(device[0]).get('device_name', '')}" if device else ", no GPU"
+    )
     t_eager = bench_2d(args.quick) if "2d" not in args.skip else None
     if "images" not in args.skip:
         bench_images(args.quick)
@@ -268,13 +310,21 @@ def main() -> None:
     if "memory" not in args.skip and not args.quick:
         bench_memory()
     if not device:  # bench/bench_gpu.py measures these on a GPU, in one run
-        for what, target in (("GPU: cost of 10 restarts relative to 1", "target < 2x"),
-                             ("GPU: image step against the original in tf.function", ""),
-                             ("GPU: full F-MNIST PCA-100 fit, wall time", "")):
+        for what, target in (
+            ("GPU: cost of 10 restarts relative to 1", "target < 2x"),
+            ("GPU: image step against the original in tf.function", ""),
+            ("GPU: full F-MNIST PCA-100 fit, wall time", ""),
+        ):
             report(what, "not measured: no GPU lent (bench/bench_gpu.py)", target)
-    table = "\n".join([f"Measured {date.today()} on {machine}, TensorFlow {tf.__version__}.", "",
-                       "| measurement | result | target |", "|---|---|---|"]
-                      + [f"| {w} | {v} | {t} |" for w, v, t in rows])
+    table = "\n".join(
+        [
+            f"Measured {date.today()} on {machine}, TensorFlow {tf.__version__}.",
+            "",
+            "| measurement | result | target |",
+            "|---|---|---|",
+        ]
+        + [f"| {w} | {v} | {t} |" for w, v, t in rows]
+    )
     print("\n" + table)
     (HERE / "latest.md").write_text(table + "\n")
 

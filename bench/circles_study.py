@@ -28,8 +28,10 @@ from nfmix.baselines import fit_baseline
 from nfmix.sweep import markdown_table
 
 OUT = Path(__file__).resolve().parent.parent / "results" / "circles"
-NETWORKS = {"paper's (H=10, 1 block)": dict(hidden_units=(10,), n_blocks=1),
-            "larger (H=64x64, 2 blocks)": dict(hidden_units=(64, 64), n_blocks=2)}
+NETWORKS = {
+    "paper's (H=10, 1 block)": dict(hidden_units=(10,), n_blocks=1),
+    "larger (H=64x64, 2 blocks)": dict(hidden_units=(64, 64), n_blocks=2),
+}
 WARM_UP = 2000
 
 
@@ -45,8 +47,15 @@ def supervised_nll(X, parts, network, seed) -> float:
 def row(study, network, setup, seed, X, y, labels=None, nll=None, model=None, **extra) -> dict:
     labels = model.labels_ if labels is None else labels
     nll = -model.score(X) if nll is None else nll
-    return {"study": study, "network": network, "set-up": setup, "seed": seed, "nll": nll,
-            "ari": adjusted_rand_score(y, labels), **extra}
+    return {
+        "study": study,
+        "network": network,
+        "set-up": setup,
+        "seed": seed,
+        "nll": nll,
+        "ari": adjusted_rand_score(y, labels),
+        **extra,
+    }
 
 
 def one_seed(X, y, seed) -> list[dict]:
@@ -54,16 +63,45 @@ def one_seed(X, y, seed) -> list[dict]:
     for name, network in NETWORKS.items():
         fitted = MAFMixture(2, **network, random_state=seed).fit(X)  # the defaults: hard EM, k-means starts
         halves = fitted.labels_
-        rows += [row("1 partitions", name, "found by fitting (defaults)", seed, X, y, model=fitted),
-                 row("1 partitions", name, "that partition, learnt supervised", seed, X, y, labels=halves,
-                     nll=supervised_nll(X, halves, network, seed)),
-                 row("1 partitions", name, "true rings, learnt supervised", seed, X, y, labels=y,
-                     nll=supervised_nll(X, y, network, seed))]
+        rows += [
+            row("1 partitions", name, "found by fitting (defaults)", seed, X, y, model=fitted),
+            row(
+                "1 partitions",
+                name,
+                "that partition, learnt supervised",
+                seed,
+                X,
+                y,
+                labels=halves,
+                nll=supervised_nll(X, halves, network, seed),
+            ),
+            row(
+                "1 partitions",
+                name,
+                "true rings, learnt supervised",
+                seed,
+                X,
+                y,
+                labels=y,
+                nll=supervised_nll(X, y, network, seed),
+            ),
+        ]
         for algorithm in ("em_hard", "em_soft", "mle"):
-            model = MAFMixture(2, **network, init=y, init_epochs=WARM_UP, epochs=2 * WARM_UP, algorithm=algorithm,
-                               random_state=seed).fit(X)
-            rows.append(row("2 start on the rings", name, algorithm, seed, X, y, model=model,
-                            nll_after_warm_up=model.history_["loss"][WARM_UP - 1]))
+            model = MAFMixture(
+                2, **network, init=y, init_epochs=WARM_UP, epochs=2 * WARM_UP, algorithm=algorithm, random_state=seed
+            ).fit(X)
+            rows.append(
+                row(
+                    "2 start on the rings",
+                    name,
+                    algorithm,
+                    seed,
+                    X,
+                    y,
+                    model=model,
+                    nll_after_warm_up=model.history_["loss"][WARM_UP - 1],
+                )
+            )
     labels, _ = fit_baseline("spectral", X, 2, seed=seed)
     rows.append(row("3 graph start", "", "spectral clustering alone", seed, X, y, labels=labels, nll=np.nan))
     network = NETWORKS["paper's (H=10, 1 block)"]
@@ -92,11 +130,23 @@ def main(argv=None) -> int:
 def write(table, seeds, n_points) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     table.to_csv(OUT / "circles.csv", index=False)
-    summary = table.groupby(["study", "network", "set-up"], sort=False).agg(
-        n=("seed", "size"), nll=("nll", "mean"), nll_sd=("nll", "std"), ari=("ari", "mean"),
-        ari_min=("ari", "min"), ari_max=("ari", "max")).round(3).reset_index()
-    text = (f"circles ({n_points} points), seeds {seeds}: mean negative log-likelihood per point (lower is "
-            f"better; nats) and ARI against the rings.\n\n{markdown_table(summary)}\n")
+    summary = (
+        table.groupby(["study", "network", "set-up"], sort=False)
+        .agg(
+            n=("seed", "size"),
+            nll=("nll", "mean"),
+            nll_sd=("nll", "std"),
+            ari=("ari", "mean"),
+            ari_min=("ari", "min"),
+            ari_max=("ari", "max"),
+        )
+        .round(3)
+        .reset_index()
+    )
+    text = (
+        f"circles ({n_points} points), seeds {seeds}: mean negative log-likelihood per point (lower is "
+        f"better; nats) and ARI against the rings.\n\n{markdown_table(summary)}\n"
+    )
     (OUT / "circles.md").write_text(text)
     print(text, flush=True)
 

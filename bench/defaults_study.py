@@ -24,7 +24,6 @@ from sklearn.datasets import load_breast_cancer, load_iris, load_wine, make_blob
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
-
 from study import RunTable, paired_summary, write_summary
 
 from nfmix import MAFMixture, load_dataset
@@ -35,14 +34,18 @@ GMM = "GMM (n_init=10)"
 NETWORK = dict(hidden_units=(10,), n_blocks=1, activation="tanh", batch_size=4000, base_scale=0.1)
 CANDIDATES = {
     "paper": dict(NETWORK, init="random", n_init=1, algorithm="mle", epochs=2000, learning_rate=1e-3, reseed=False),
-    "kmeans, mle": dict(NETWORK, init="kmeans", n_init=10, algorithm="mle", epochs=2000, learning_rate=1e-2,
-                        reseed=True),
-    "kmeans, em_hard": dict(NETWORK, init="kmeans", n_init=10, algorithm="em_hard", epochs=2000,
-                            learning_rate=1e-2, reseed=True),
-    "kmeans, em_soft": dict(NETWORK, init="kmeans", n_init=10, algorithm="em_soft", epochs=2000,
-                            learning_rate=1e-2, reseed=True),
-    "kmeans, em_hard, 500 ep": dict(NETWORK, init="kmeans", n_init=10, algorithm="em_hard", epochs=500,
-                                    learning_rate=1e-2, reseed=True),
+    "kmeans, mle": dict(
+        NETWORK, init="kmeans", n_init=10, algorithm="mle", epochs=2000, learning_rate=1e-2, reseed=True
+    ),
+    "kmeans, em_hard": dict(
+        NETWORK, init="kmeans", n_init=10, algorithm="em_hard", epochs=2000, learning_rate=1e-2, reseed=True
+    ),
+    "kmeans, em_soft": dict(
+        NETWORK, init="kmeans", n_init=10, algorithm="em_soft", epochs=2000, learning_rate=1e-2, reseed=True
+    ),
+    "kmeans, em_hard, 500 ep": dict(
+        NETWORK, init="kmeans", n_init=10, algorithm="em_hard", epochs=500, learning_rate=1e-2, reseed=True
+    ),
     # Early stopping on held-out likelihood (20 checks: 100 epochs of hard EM without a better held-out score),
     # and the GMM-nested components; on top of the constructor's defaults.
     "em_hard, early stopping": dict(n_iter_no_change=20),
@@ -52,8 +55,15 @@ CANDIDATES = {
 }
 # What a plain run (and `make results`) fits. Soft EM and gradient ML from k-means starts lost to hard EM in the
 # 0.2.0 study (the fresh moons draw: ARI 0.06 and 0.03 against 0.92); --candidates runs them again.
-DEFAULT_RUN = [GMM, "paper", "defaults", "em_hard, early stopping", "gmm, em_hard", "gmm, em_hard, early stopping",
-               "gmm, mle, early stopping"]
+DEFAULT_RUN = [
+    GMM,
+    "paper",
+    "defaults",
+    "em_hard, early stopping",
+    "gmm, em_hard",
+    "gmm, em_hard, early stopping",
+    "gmm, mle, early stopping",
+]
 
 
 def _anisotropic_blobs(seed):
@@ -93,9 +103,13 @@ def fit_one(setup: str, k: int, X, seed: int):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--candidates", nargs="*", default=DEFAULT_RUN,
-                        help=f"set-ups to run; 'defaults' is MAFMixture(k) with the constructor's own defaults, "
-                             f"{GMM!r} the baseline; known: {', '.join(CANDIDATES)}")
+    parser.add_argument(
+        "--candidates",
+        nargs="*",
+        default=DEFAULT_RUN,
+        help=f"set-ups to run; 'defaults' is MAFMixture(k) with the constructor's own defaults, "
+        f"{GMM!r} the baseline; known: {', '.join(CANDIDATES)}",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "results" / "defaults")
     args = parser.parse_args(argv)
     unknown = set(args.candidates) - {GMM, "defaults", *CANDIDATES}
@@ -109,11 +123,22 @@ def main(argv=None):
                     continue
                 started = time.perf_counter()
                 model = fit_one(setup, len(np.unique(y)), X, seed)
-                table.add(dict(dataset=name, seed=seed, setup=setup, ari=adjusted_rand_score(y, model.predict(X)),
-                               loglik=model.score(X), seconds=time.perf_counter() - started))
-    write_summary(args.out, "Clusters on all the rows: ARI per set-up, mean ± sd over n seeds (the training "
-                  "log-likelihood beside it); p: Wilcoxon signed-rank, paired by seed, against the GMM.",
-                  paired_summary(table.frame, GMM, {"ari": "ARI", "loglik": "loglik"}, versus="GMM"))
+                table.add(
+                    dict(
+                        dataset=name,
+                        seed=seed,
+                        setup=setup,
+                        ari=adjusted_rand_score(y, model.predict(X)),
+                        loglik=model.score(X),
+                        seconds=time.perf_counter() - started,
+                    )
+                )
+    write_summary(
+        args.out,
+        "Clusters on all the rows: ARI per set-up, mean ± sd over n seeds (the training "
+        "log-likelihood beside it); p: Wilcoxon signed-rank, paired by seed, against the GMM.",
+        paired_summary(table.frame, GMM, {"ari": "ARI", "loglik": "loglik"}, versus="GMM"),
+    )
 
 
 if __name__ == "__main__":

@@ -57,9 +57,11 @@ def image_sets(seed: int) -> dict:
     subset = np.sort(np.random.RandomState(seed).choice(len(images), 10_000, replace=False))
     pca, _ = load_dataset("fmnist", pca=100, subsample=10_000, seed=seed)  # the same 10,000 images
     embedded = embedding_pipeline(random_state=seed).fit_transform(images)
-    return {"fmnist PCA-100 (10,000)": (pca, y[subset]),
-            "fmnist UMAP-10 (10,000)": (embedded[subset], y[subset]),
-            "fmnist UMAP-10 (70,000)": (embedded, y)}
+    return {
+        "fmnist PCA-100 (10,000)": (pca, y[subset]),
+        "fmnist UMAP-10 (10,000)": (embedded[subset], y[subset]),
+        "fmnist UMAP-10 (70,000)": (embedded, y),
+    }
 
 
 def evaluate(model, X_test, y_test) -> dict:
@@ -105,25 +107,42 @@ def _fit_and_record(table: RunTable, name, X, y, seed, setup) -> None:
     X_train, X_test, _, y_test = train_test_split(X, y, test_size=0.3, random_state=seed)
     started = time.perf_counter()
     model = fit_one(setup, len(np.unique(y)), X_train, seed)
-    table.add({"dataset": name, "seed": seed, "setup": setup, **evaluate(model, X_test, y_test),
-               "seconds": time.perf_counter() - started, "epochs": getattr(model, "n_iter_", np.nan)})
+    table.add(
+        {
+            "dataset": name,
+            "seed": seed,
+            "setup": setup,
+            **evaluate(model, X_test, y_test),
+            "seconds": time.perf_counter() - started,
+            "epochs": getattr(model, "n_iter_", np.nan),
+        }
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # Six seeds: the fewest with which a two-sided Wilcoxon test can reach p < 0.05 (all six agreeing: 0.031).
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4, 5])
-    parser.add_argument("--sets", nargs="*", default=[], help="only these sets (default: the 11 low-dimensional sets and digits)")
+    parser.add_argument(
+        "--sets", nargs="*", default=[], help="only these sets (default: the 11 low-dimensional sets and digits)"
+    )
     parser.add_argument("--images", action="store_true", help="add F-MNIST PCA-100 and the UMAP embedding")
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--setups", nargs="*", default=[], help=f"only these set-ups (default: {GMM!r} and every set-up but the trained bases)")
+    parser.add_argument(
+        "--setups",
+        nargs="*",
+        default=[],
+        help=f"only these set-ups (default: {GMM!r} and every set-up but the trained bases)",
+    )
     args = parser.parse_args(argv)
     table = RunTable(args.out)
     run(args.seeds, args.sets, args.images, table, args.setups or [GMM, *MAIN_SETUPS])
-    write_summary(args.out, "Held-out mean log-likelihood per point (70/30 split per seed), mean ± sd over n "
-                  "seeds, and test ARI; p: Wilcoxon signed-rank, paired by seed, against the GMM.",
-                  paired_summary(table.frame, GMM, {"test loglik": "test loglik", "test ari": "test ARI"},
-                                 versus="GMM"))
+    write_summary(
+        args.out,
+        "Held-out mean log-likelihood per point (70/30 split per seed), mean ± sd over n "
+        "seeds, and test ARI; p: Wilcoxon signed-rank, paired by seed, against the GMM.",
+        paired_summary(table.frame, GMM, {"test loglik": "test loglik", "test ari": "test ARI"}, versus="GMM"),
+    )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,13 @@ def main(argv=None) -> int:
             started = time.perf_counter()
             data = transform(X, how, seed)
             model = MAFMixture(10, **{**BASE, **overrides}, random_state=seed).fit(data)
-            rows.append({**clustering_scores(y, model.labels_, method=name, seed=seed), "nll": -model.score(data),
-                         "seconds": time.perf_counter() - started})
+            rows.append(
+                {
+                    **clustering_scores(y, model.labels_, method=name, seed=seed),
+                    "nll": -model.score(data),
+                    "seconds": time.perf_counter() - started,
+                }
+            )
         write(pd.DataFrame(rows), args.seeds[: args.seeds.index(seed) + 1])
     return 0
 
@@ -73,12 +78,23 @@ def write(table, seeds) -> None:
     for method, group in table.groupby("method", sort=False):
         ari = group.set_index("seed")["ari"]
         low, high = interval(ari)
-        summary.append({"set-up": method, "n": len(ari), "ARI mean": round(ari.mean(), 3),
-                        "95% interval": f"[{low:.3f}, {high:.3f}]", "NMI mean": round(group["nmi"].mean(), 3),
-                        "vs k-means, p (Wilcoxon)": "" if method == "kmeans" else
-                        round(paired_test(ari, kmeans.loc[ari.index]), 4)})
-    text = (f"digits (1797 images), seeds {seeds}: ARI of each set-up and a paired test against k-means.\n\n"
-            + markdown_table(pd.DataFrame(summary)) + "\n")
+        summary.append(
+            {
+                "set-up": method,
+                "n": len(ari),
+                "ARI mean": round(ari.mean(), 3),
+                "95% interval": f"[{low:.3f}, {high:.3f}]",
+                "NMI mean": round(group["nmi"].mean(), 3),
+                "vs k-means, p (Wilcoxon)": ""
+                if method == "kmeans"
+                else round(paired_test(ari, kmeans.loc[ari.index]), 4),
+            }
+        )
+    text = (
+        f"digits (1797 images), seeds {seeds}: ARI of each set-up and a paired test against k-means.\n\n"
+        + markdown_table(pd.DataFrame(summary))
+        + "\n"
+    )
     (OUT / "study.md").write_text(text)
     print(text, flush=True)
 

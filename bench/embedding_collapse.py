@@ -63,8 +63,9 @@ def fit_seed(seed: int, images, y, fit_rows: int, done: pd.DataFrame) -> pd.Data
         nonlocal done
         done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
         write(done, fit_rows)
-        print({key: row[key] for key in ("method", "seed", "ari", "accuracy", "n_clusters", "nll", "seconds")},
-              flush=True)
+        print(
+            {key: row[key] for key in ("method", "seed", "ari", "accuracy", "n_clusters", "nll", "seconds")}, flush=True
+        )
 
     for name in to_fit:
         started = time.perf_counter()
@@ -76,11 +77,19 @@ def fit_seed(seed: int, images, y, fit_rows: int, done: pd.DataFrame) -> pd.Data
             init = {} if start is None else {"init": fit_labels[start]}
             model = MAFMixture(10, **{**BASE, **overrides, **init}, random_state=seed).fit(Z[fit])
             fit_labels[name] = model.labels_
-            extra = {"nll": -model.score(Z), "smallest weight": float(model.weights_.min()),
-                     "reseeds": len(model.history_["reseeds"])}
+            extra = {
+                "nll": -model.score(Z),
+                "smallest weight": float(model.weights_.min()),
+                "reseeds": len(model.history_["reseeds"]),
+            }
         if name not in have:
-            add({**clustering_scores(y, model.predict(Z), method=name, seed=seed), **extra,
-                 "seconds": time.perf_counter() - started})
+            add(
+                {
+                    **clustering_scores(y, model.predict(Z), method=name, seed=seed),
+                    **extra,
+                    "seconds": time.perf_counter() - started,
+                }
+            )
     return done
 
 
@@ -97,16 +106,25 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
         row = {"set-up": method, "n": len(group)}
         for metric in ("ari", "nmi", "accuracy"):
             low, high = interval(group[metric])
-            row[metric] = f"{group[metric].mean():.3f} [{low:.3f}, {high:.3f}]" if len(group) > 1 else \
-                f"{group[metric].mean():.3f}"
+            row[metric] = (
+                f"{group[metric].mean():.3f} [{low:.3f}, {high:.3f}]"
+                if len(group) > 1
+                else f"{group[metric].mean():.3f}"
+            )
             paired = group.index.intersection(gmm.index)  # a seed still in progress may lack one side
             if method != "gmm" and len(paired):
                 row[f"{metric} vs GMM, p"] = round(paired_test(group.loc[paired, metric], gmm.loc[paired, metric]), 3)
-        row.update({"components used": "/".join(str(n) for n in group["n_clusters"]),
-                    "NLL on 70,000": round(group["nll"].mean(), 3), "seconds": round(group["seconds"].mean())})
+        row.update(
+            {
+                "components used": "/".join(str(n) for n in group["n_clusters"]),
+                "NLL on 70,000": round(group["nll"].mean(), 3),
+                "seconds": round(group["seconds"].mean()),
+            }
+        )
         if method == PICKED:
-            row["picked set-up per seed"] = "; ".join(f"{seed}: {name}" for seed, name in
-                                                      zip(best["seed"], best["method"]))
+            row["picked set-up per seed"] = "; ".join(
+                f"{seed}: {name}" for seed, name in zip(best["seed"], best["method"])
+            )
         summary.append(row)
     return pd.DataFrame(summary).fillna("")
 
@@ -121,8 +139,8 @@ def write(table: pd.DataFrame, fit_rows: int) -> None:
         f"{fit_rows} random images and scored on all 70,000; seeds {seeds}. Mean [95% Student-t interval] over "
         f"seeds; p: two-sided Wilcoxon signed-rank, paired by seed, against the GMM (with n = {len(seeds)} the "
         f"smallest possible p is {2 / 2 ** len(seeds):.3g}). Components used: clusters with at least one of the "
-        "70,000 points, per seed.\n\n"
-        + markdown_table(summary) + "\n")
+        "70,000 points, per seed.\n\n" + markdown_table(summary) + "\n"
+    )
     print(markdown_table(summary), flush=True)
 
 

@@ -62,9 +62,15 @@ def gaps(frame: pd.DataFrame, metric: str, setup: str) -> pd.DataFrame:
         by_setup = group.pivot_table(index="seed", columns="setup", values=metric, aggfunc="mean")
         if GMM in by_setup and setup in by_setup:
             pair = by_setup[[setup, GMM]].dropna()
-            rows.append({"dataset": name, "n": len(pair), "gap": (pair[setup] - pair[GMM]).mean(),
-                         "p": paired_test(pair[setup], pair[GMM]) if len(pair) > 1 else np.nan,
-                         "mean": pair[setup].mean()})
+            rows.append(
+                {
+                    "dataset": name,
+                    "n": len(pair),
+                    "gap": (pair[setup] - pair[GMM]).mean(),
+                    "p": paired_test(pair[setup], pair[GMM]) if len(pair) > 1 else np.nan,
+                    "mean": pair[setup].mean(),
+                }
+            )
     return pd.DataFrame(rows).set_index("dataset")
 
 
@@ -75,16 +81,21 @@ def _listed(gaps_below: pd.Series) -> str:
 
 def density_table() -> str:
     frame = pd.read_csv(ROOT / "results" / "density" / "runs.csv")
-    table = paired_columns(frame, "test loglik", {"`MAFMixture.density` - GMM": "gmm, early stopping",
-                                                  "defaults (`base=\"diag\"`) - GMM": "diag"})
+    table = paired_columns(
+        frame,
+        "test loglik",
+        {"`MAFMixture.density` - GMM": "gmm, early stopping", 'defaults (`base="diag"`) - GMM': "diag"},
+    )
     preset = gaps(frame, "test loglik", "gmm, early stopping")
     below = preset[preset["gap"] < -0.01]
     above = preset[(preset["gap"] > 0) & (preset["p"] < 0.05)]
-    return ("Held-out mean log-likelihood per point (nats; 70/30 split per seed): the GMM's, and each set-up's "
-            "difference from it, mean over n seeds, with the Wilcoxon p paired by seed "
-            "(`results/density/summary.md` has every set-up).\n\n" + markdown(table) + "\n\n"
-            f"`MAFMixture.density` is more than 0.01 nats a point below the GMM on: {_listed(below['gap'])}. "
-            f"It is above the GMM with p < 0.05 on: {', '.join(above.index) or 'none'}.")
+    return (
+        "Held-out mean log-likelihood per point (nats; 70/30 split per seed): the GMM's, and each set-up's "
+        "difference from it, mean over n seeds, with the Wilcoxon p paired by seed "
+        "(`results/density/summary.md` has every set-up).\n\n" + markdown(table) + "\n\n"
+        f"`MAFMixture.density` is more than 0.01 nats a point below the GMM on: {_listed(below['gap'])}. "
+        f"It is above the GMM with p < 0.05 on: {', '.join(above.index) or 'none'}."
+    )
 
 
 CURVED_TARGETS = {"moons": 0.95, "moons (fresh draw)": 0.90, "smile": 0.40}  # the issue's ARI floors
@@ -92,26 +103,43 @@ CURVED_TARGETS = {"moons": 0.95, "moons (fresh draw)": 0.90, "smile": 0.40}  # t
 
 def defaults_table() -> str:
     frame = pd.read_csv(ROOT / "results" / "defaults" / "runs.csv")
-    table = paired_columns(frame, "ari", {"defaults - GMM": "defaults",
-                                          "defaults + early stopping - GMM": "em_hard, early stopping",
-                                          "`base=\"gmm\"`, early stopping - GMM": "gmm, em_hard, early stopping",
-                                          "paper - GMM": "paper"})
+    table = paired_columns(
+        frame,
+        "ari",
+        {
+            "defaults - GMM": "defaults",
+            "defaults + early stopping - GMM": "em_hard, early stopping",
+            '`base="gmm"`, early stopping - GMM': "gmm, em_hard, early stopping",
+            "paper - GMM": "paper",
+        },
+    )
     means = frame.groupby("setup")["ari"].mean()
     lines = []
-    for label, setup in (("The defaults", "defaults"), ("`base=\"gmm\"` with early stopping",
-                                                         "gmm, em_hard, early stopping")):
+    for label, setup in (
+        ("The defaults", "defaults"),
+        ('`base="gmm"` with early stopping', "gmm, em_hard, early stopping"),
+    ):
         if setup not in means:
             continue
         gap = gaps(frame, "ari", setup)
         low = gap[gap["gap"] < -0.01]
-        floors = [f"{name} {gap.loc[name, 'mean']:.3f} (floor {floor})" for name, floor in CURVED_TARGETS.items()
-                  if name in gap.index]
-        lines.append(f"{label}: mean ARI {means[setup]:.3f} over every set and seed (the GMM's "
-                     f"{means[GMM]:.3f}); more than 0.01 below the GMM on: {_listed(low['gap'])}; curved sets: "
-                     f"{', '.join(floors)}.")
-    return ("ARI on all the rows: the GMM's, and each set-up's difference from it, mean over n seeds, with the "
-            "Wilcoxon p paired by seed (`results/defaults/summary.md` has every candidate).\n\n" + markdown(table)
-            + "\n\n" + "\n".join(f"- {line}" for line in lines))
+        floors = [
+            f"{name} {gap.loc[name, 'mean']:.3f} (floor {floor})"
+            for name, floor in CURVED_TARGETS.items()
+            if name in gap.index
+        ]
+        lines.append(
+            f"{label}: mean ARI {means[setup]:.3f} over every set and seed (the GMM's "
+            f"{means[GMM]:.3f}); more than 0.01 below the GMM on: {_listed(low['gap'])}; curved sets: "
+            f"{', '.join(floors)}."
+        )
+    return (
+        "ARI on all the rows: the GMM's, and each set-up's difference from it, mean over n seeds, with the "
+        "Wilcoxon p paired by seed (`results/defaults/summary.md` has every candidate).\n\n"
+        + markdown(table)
+        + "\n\n"
+        + "\n".join(f"- {line}" for line in lines)
+    )
 
 
 def performance_table() -> str:
@@ -134,8 +162,7 @@ def render(readme: str) -> str:
 def stale_tables(readme: str) -> list[str]:
     """The names of the generated tables whose README text differs from ``results/``."""
     rendered = render(readme)
-    return [name for name in TABLES
-            if _block(readme, name) != _block(rendered, name)]
+    return [name for name in TABLES if _block(readme, name) != _block(rendered, name)]
 
 
 def _block(text: str, name: str) -> str:

@@ -25,10 +25,16 @@ def code_version() -> str:
     """The commit the study's code is at (a ``git worktree`` snapshot while it runs), ``+edits`` if it differs."""
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "nfmix", "bench"], cwd=here.parent,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "nfmix", "bench"],
+            cwd=here.parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+edits" if dirty else "")
@@ -49,8 +55,9 @@ class RunTable:
     def add(self, row: dict) -> None:
         """Append one finished run and write the table (atomically: a kill leaves the old table or the new)."""
         row = {**row, "nfmix": __version__, "code": self.code}
-        self.frame = pd.concat([self.frame, pd.DataFrame([row])], ignore_index=True) if len(self.frame) else \
-            pd.DataFrame([row])
+        self.frame = (
+            pd.concat([self.frame, pd.DataFrame([row])], ignore_index=True) if len(self.frame) else pd.DataFrame([row])
+        )
         self._done.add((row["dataset"], row["seed"], row["setup"]))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".csv.partial")

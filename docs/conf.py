@@ -5,9 +5,9 @@
 """
 
 import shutil
-import tomllib
 from pathlib import Path
 
+import tomllib
 from sphinx.util.osutil import relative_uri
 
 project = "nfmix"
@@ -30,11 +30,23 @@ nb_ipywidgets_js = {}  # widget pages would load require.js and the widget manag
 # of the usual "MathJax.js?config=TeX-AMS_CHTML".
 MATHJAX = Path("/usr/share/javascript/mathjax")
 mathjax_path = "mathjax/MathJax.js"
-mathjax2_config = {"config": ["TeX-AMS_CHTML.js"], "messageStyle": "none",
-                   "CommonHTML": {"linebreaks": {"automatic": True}}}
+mathjax2_config = {
+    "config": ["TeX-AMS_CHTML.js"],
+    "messageStyle": "none",
+    "CommonHTML": {"linebreaks": {"automatic": True}},
+}
 # The parts of MathJax that TeX-AMS_CHTML loads (about 2 MB of the package's 54 MB).
-MATHJAX_PARTS = ["MathJax.js", "config/TeX-AMS_CHTML.js", "extensions", "jax/input/TeX", "jax/element",
-                 "jax/output/CommonHTML", "fonts/HTML-CSS/TeX/woff", "fonts/HTML-CSS/TeX/otf", "localization/en"]
+MATHJAX_PARTS = [
+    "MathJax.js",
+    "config/TeX-AMS_CHTML.js",
+    "extensions",
+    "jax/input/TeX",
+    "jax/element",
+    "jax/output/CommonHTML",
+    "fonts/HTML-CSS/TeX/woff",
+    "fonts/HTML-CSS/TeX/otf",
+    "localization/en",
+]
 
 html_theme = "sphinx_book_theme"
 html_title = "nfmix: clustering with mixtures of normalizing flows"

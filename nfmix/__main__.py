@@ -1,6 +1,6 @@
 """The main job: fit a mixture of flows to a shipped 2D set, then write its figures and metrics.
 
-    python -m nfmix --dataset two_banana --out outputs/two_banana
+python -m nfmix --dataset two_banana --out outputs/two_banana
 """
 
 from __future__ import annotations
@@ -18,18 +18,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from nfmix import plots  # noqa: E402
+from nfmix import (
+    plots,  # noqa: E402
+    presets,  # noqa: E402
+)
 from nfmix._quiet import load_tensorflow_quietly  # noqa: E402
 from nfmix.baselines import run_baselines  # noqa: E402
 from nfmix.data import TOY_DATASETS, load_dataset  # noqa: E402
 from nfmix.metrics import clustering_scores  # noqa: E402
 from nfmix.model import MAFMixture  # noqa: E402
-from nfmix import presets  # noqa: E402
 from nfmix.presets import PRESETS  # noqa: E402
 
 
 def _whole_number(least: int):
     """An argparse type: an integer no smaller than ``least``."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -38,6 +41,7 @@ def _whole_number(least: int):
         if value < least:
             raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
         return value
+
     return parse
 
 

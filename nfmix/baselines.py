@@ -26,8 +26,9 @@ def baseline_estimator(method: str, n_clusters: int, seed: int = 0, n_init: int 
         "kmeans": lambda: KMeans(n_clusters, n_init=n_init, random_state=seed),
         "gmm": lambda: GaussianMixture(n_clusters, n_init=n_init, random_state=seed),
         # scikit-learn's k-NN affinity (10 neighbours), k-means on the embedding
-        "spectral": lambda: SpectralClustering(n_clusters, affinity="nearest_neighbors", n_init=n_init,
-                                               random_state=seed),
+        "spectral": lambda: SpectralClustering(
+            n_clusters, affinity="nearest_neighbors", n_init=n_init, random_state=seed
+        ),
         "ward": lambda: AgglomerativeClustering(n_clusters, linkage="ward"),
         # takes no K; its noise points (label -1) count as one more cluster in the metrics. copy: leave X as it
         # was (the default changes in scikit-learn 1.10)
@@ -64,8 +65,7 @@ def run_baseline(method: str, X, y, seed: int = 0, n_init: int = 10, n_clusters:
     return labels, row, estimator
 
 
-def run_baselines(X, y, seed: int = 0, n_init: int | dict = 10, methods=BASELINES, models: dict | None = None,
-                  **extra):
+def run_baselines(X, y, seed: int = 0, n_init: int | dict = 10, methods=BASELINES, models: dict | None = None, **extra):
     """All baselines; returns ``({method: labels}, [metric rows])``. ``n_init`` may be a dict per method.
 
     Pass a dict as ``models`` to get the fitted estimators too (e.g. the GMM, to draw its density).

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -125,7 +125,7 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _find_file(filename: str, data_dir: str | os.PathLike | None) -> Path:
-    """Look for a shipped data file in ``data_dir``, ``$NFMIX_DATA``, the repository's ``data/``, the installed wheel."""
+    """Find a shipped data file in ``data_dir``, ``$NFMIX_DATA``, the repository's ``data/`` or the installed wheel."""
     candidates = [Path(d) for d in (data_dir, os.environ.get("NFMIX_DATA")) if d] + [REPO_DATA_DIR]
     # The copy inside an installed wheel. nfmix.datafiles is a namespace package (no __init__.py), so its folder is
     # its search location: str() of importlib.resources.files() would be "MultiplexedPath(...)", no folder at all.

@@ -16,7 +16,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
@@ -51,8 +50,13 @@ class UMAPEmbedding(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X, y=None):
         umap = _import_umap()
-        self.umap_ = umap.UMAP(n_components=self.n_components, n_neighbors=self.n_neighbors,
-                               min_dist=self.min_dist, metric=self.metric, random_state=self.random_state)
+        self.umap_ = umap.UMAP(
+            n_components=self.n_components,
+            n_neighbors=self.n_neighbors,
+            min_dist=self.min_dist,
+            metric=self.metric,
+            random_state=self.random_state,
+        )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
             embedded = self.umap_.fit_transform(X)
@@ -76,9 +80,16 @@ def _import_umap():
     return umap
 
 
-def embedding_pipeline(clusterer=None, *, pca=EMBEDDING_DEFAULTS["pca"], n_components=EMBEDDING_DEFAULTS["n_components"],
-                       n_neighbors=EMBEDDING_DEFAULTS["n_neighbors"], min_dist=EMBEDDING_DEFAULTS["min_dist"],
-                       random_state=None, memory="default") -> Pipeline:
+def embedding_pipeline(
+    clusterer=None,
+    *,
+    pca=EMBEDDING_DEFAULTS["pca"],
+    n_components=EMBEDDING_DEFAULTS["n_components"],
+    n_neighbors=EMBEDDING_DEFAULTS["n_neighbors"],
+    min_dist=EMBEDDING_DEFAULTS["min_dist"],
+    random_state=None,
+    memory="default",
+) -> Pipeline:
     """PCA -> UMAP -> min-max scaling -> ``clusterer``, with the fitted transformers cached on disk.
 
     Parameters
@@ -106,10 +117,16 @@ def embedding_pipeline(clusterer=None, *, pca=EMBEDDING_DEFAULTS["pca"], n_compo
         from joblib import Memory
 
         memory = Memory(cache_dir() / "embeddings", verbose=0)
-    steps = [("pca", PCA(pca, random_state=random_state) if pca else "passthrough"),
-             ("umap", UMAPEmbedding(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
-                                    random_state=random_state)),
-             ("scale", MinMaxScaler())]
+    steps = [
+        ("pca", PCA(pca, random_state=random_state) if pca else "passthrough"),
+        (
+            "umap",
+            UMAPEmbedding(
+                n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, random_state=random_state
+            ),
+        ),
+        ("scale", MinMaxScaler()),
+    ]
     if clusterer is not None:
         steps.append(("cluster", clusterer))
     return Pipeline(steps, memory=memory)

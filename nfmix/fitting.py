@@ -20,10 +20,9 @@ from scipy.special import logsumexp, softmax
 from tqdm.auto import tqdm
 
 from nfmix.flows import MixtureSpec
-from nfmix.initialise import network_values
 from nfmix.inference import CompiledDensity
+from nfmix.initialise import network_values
 from nfmix.train import ALL_STOPPED, COLLAPSED_AFTER, COLLAPSED_BEFORE, CONVERGED, Trainer, data_tensor
-
 
 # A GMM-nested fit keeps its flows' weights only where they beat its Gaussian mixture on the held-out rows by
 # this many standard errors of the per-row gain: on a few held-out rows (iris: 11) a chance gain is no gain,
@@ -79,12 +78,18 @@ class FitLoop:
     per E-step.
     """
 
-    def __init__(self, config: FitConfig, trainer: Trainer, X: np.ndarray, rng: np.random.RandomState,
-                 partition: np.ndarray | None = None, validation: np.ndarray | None = None):
+    def __init__(
+        self,
+        config: FitConfig,
+        trainer: Trainer,
+        X: np.ndarray,
+        rng: np.random.RandomState,
+        partition: np.ndarray | None = None,
+        validation: np.ndarray | None = None,
+    ):
         self.config = config
         # The starting partition as hard responsibilities [n, R, K], learnt with the weights at its proportions.
-        self.start = (np.eye(trainer.spec.n_components, dtype=np.float32)[partition.T]
-                      if config.init_epochs else None)
+        self.start = np.eye(trainer.spec.n_components, dtype=np.float32)[partition.T] if config.init_epochs else None
         self.trainer = trainer
         self.spec = trainer.spec
         self.X = X
@@ -155,22 +160,36 @@ class FitLoop:
         reseeds = np.bincount([e["restart"] for e in record.reseeds], minlength=spec.n_restarts)
         validated = self.validation is not None
         controls = dict(
-            n_checks=np.int32(n_checks), epochs_per_check=np.int32(every), epoch0=np.int32(record.epochs),
+            n_checks=np.int32(n_checks),
+            epochs_per_check=np.int32(every),
+            epoch0=np.int32(record.epochs),
             end_epoch=np.int32(config.init_epochs if warming_up else config.epochs),
-            total_epochs=np.int32(config.epochs), reseed_from=np.int32(config.init_epochs),
+            total_epochs=np.int32(config.epochs),
+            reseed_from=np.int32(config.init_epochs),
             reseed=np.bool_(config.reseed and spec.n_components > 1),
-            reseeds_left=reseeds < 2 * spec.n_components, min_weight=np.float32(config.min_weight),
+            reseeds_left=reseeds < 2 * spec.n_components,
+            min_weight=np.float32(config.min_weight),
             tol=np.float32(-1.0 if config.tol is None or validated else config.tol),
-            validation_tol=np.float32(config.tol or 0.0), patience=np.int32(config.n_iter_no_change or 0),
+            validation_tol=np.float32(config.tol or 0.0),
+            patience=np.int32(config.n_iter_no_change or 0),
             significance=np.float32(GMM_SIGNIFICANCE if spec.base == "gmm" else 0.0),
-            counting=np.bool_(not warming_up), reseeded=np.bool_(reseeded), previous=np.asarray(previous, np.float32))
+            counting=np.bool_(not warming_up),
+            reseeded=np.bool_(reseeded),
+            previous=np.asarray(previous, np.float32),
+        )
         # Seeds of the minibatch orders, one a check. The generator is then left as if only the checks that ran
         # had drawn theirs, one by one: a re-seed draws next from where it would have without the compiled loop.
         before = self.rng.get_state()
         seeds = self.rng.randint(2**31 - 1, size=n_checks)
         active_before = self.trainer.active.numpy() > 0
-        outcome = self.trainer.run_checks(self.X_tensor, "fixed" if warming_up else config.algorithm, controls, seeds,
-                                          given=self.start if warming_up else None, X_val=self.validation_tensor)
+        outcome = self.trainer.run_checks(
+            self.X_tensor,
+            "fixed" if warming_up else config.algorithm,
+            controls,
+            seeds,
+            given=self.start if warming_up else None,
+            X_val=self.validation_tensor,
+        )
         self.record.compiled_calls += 1
         self.rng.set_state(before)
         self.rng.randint(2**31 - 1, size=outcome["checks"])
@@ -196,9 +215,13 @@ class FitLoop:
             losses[:, outcome["diverged_from"][r] - epoch0 :, r] = np.nan
             epoch = int(outcome["diverged_at"][r])
             record.diverged.append({"epoch": epoch, "restart": int(r)})
-            warnings.warn(f"restart {r}: the loss or the weights became NaN/inf by epoch {epoch}; restored its last "
-                          f"weights with a finite loss and stopped it (lower learning_rate="
-                          f"{self.config.learning_rate})", RuntimeWarning, stacklevel=5)
+            warnings.warn(
+                f"restart {r}: the loss or the weights became NaN/inf by epoch {epoch}; restored its last "
+                f"weights with a finite loss and stopped it (lower learning_rate="
+                f"{self.config.learning_rate})",
+                RuntimeWarning,
+                stacklevel=5,
+            )
         stopped = outcome["stopped_at"]
         for r in sorted(np.flatnonzero(stopped >= 0), key=lambda r: (stopped[r], r)):
             losses[:, stopped[r] - epoch0 :, r] = np.nan
@@ -271,8 +294,13 @@ class FitLoop:
 def _progress_bar(config: FitConfig):
     """tqdm over the epochs: redrawn in place in a terminal or notebook; into a file, a line every 15 s at most."""
     drawn_in_place = sys.stderr.isatty() or any("notebook" in cls.__module__ for cls in tqdm.__mro__)
-    return tqdm(total=config.epochs, disable=not config.verbose, desc="epochs", unit="ep",
-                mininterval=0.1 if drawn_in_place else 15.0)
+    return tqdm(
+        total=config.epochs,
+        disable=not config.verbose,
+        desc="epochs",
+        unit="ep",
+        mininterval=0.1 if drawn_in_place else 15.0,
+    )
 
 
 def _whitening_of_all(X: np.ndarray) -> np.ndarray:

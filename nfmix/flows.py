@@ -111,7 +111,7 @@ class MixtureSpec:
     def masks(self) -> list[np.ndarray]:
         return made_masks(self.n_features, self.hidden_units)
 
-    def with_restarts(self, n_restarts: int) -> "MixtureSpec":
+    def with_restarts(self, n_restarts: int) -> MixtureSpec:
         return dataclasses.replace(self, n_restarts=int(n_restarts))
 
 

@@ -76,8 +76,10 @@ def _load_idx_set(folders: list[Path]) -> tuple[np.ndarray, np.ndarray] | None:
 def _same_count(images: np.ndarray, labels: np.ndarray, source: str) -> None:
     """Images and labels pair up one to one; a mismatch means a truncated or mixed-up file."""
     if images.ndim < 2 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"{source} do not match: images of shape {images.shape}, labels of shape {labels.shape} "
-                         f"(expected N images and N labels)")
+        raise ValueError(
+            f"{source} do not match: images of shape {images.shape}, labels of shape {labels.shape} "
+            f"(expected N images and N labels)"
+        )
 
 
 def _download_allowed(download: bool | None) -> bool:
@@ -128,8 +130,10 @@ def load_mnist(data_dir=None, download: bool | None = None) -> tuple[np.ndarray,
     if _download_allowed(download):
         return _keras_download("mnist")
     raise _missing(
-        "mnist", "mnist.npz (or the four MNIST IDX files)", folders,
-        "Run `python -c \"import tf_keras; tf_keras.datasets.mnist.load_data()\"` where the network allows "
+        "mnist",
+        "mnist.npz (or the four MNIST IDX files)",
+        folders,
+        'Run `python -c "import tf_keras; tf_keras.datasets.mnist.load_data()"` where the network allows '
         "(it saves ~/.keras/datasets/mnist.npz), or copy mnist.npz into data_dir.",
     )
 
@@ -150,9 +154,11 @@ def load_fmnist(data_dir=None, download: bool | None = None) -> tuple[np.ndarray
     if _download_allowed(download):
         return _keras_download("fashion_mnist")
     raise _missing(
-        "fmnist", "the four Fashion-MNIST IDX files (train-images-idx3-ubyte.gz, ...)", folders,
+        "fmnist",
+        "the four Fashion-MNIST IDX files (train-images-idx3-ubyte.gz, ...)",
+        folders,
         "Install them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or run "
-        "`python -c \"import tf_keras; tf_keras.datasets.fashion_mnist.load_data()\"` where the network allows.",
+        '`python -c "import tf_keras; tf_keras.datasets.fashion_mnist.load_data()"` where the network allows.',
     )
 
 
@@ -174,8 +180,10 @@ def load_cifar10(data_dir=None, download: bool | None = None) -> tuple[np.ndarra
     if _download_allowed(download):
         return _keras_download("cifar10")
     raise _missing(
-        "cifar10", "the CIFAR-10 python batches (cifar-10-batches-py/data_batch_1..5, test_batch)", folders,
-        "Run `python -c \"import tf_keras; tf_keras.datasets.cifar10.load_data()\"` where the network allows "
+        "cifar10",
+        "the CIFAR-10 python batches (cifar-10-batches-py/data_batch_1..5, test_batch)",
+        folders,
+        'Run `python -c "import tf_keras; tf_keras.datasets.cifar10.load_data()"` where the network allows '
         "(it unpacks into ~/.keras/datasets), or unpack cifar-10-python.tar.gz into data_dir.",
     )
 

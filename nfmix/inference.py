@@ -50,8 +50,10 @@ class CompiledDensity(SharedCompiled):
         self.spec = spec
         # A fixed signature (any number of rows and restarts) traces once, whatever the batch sizes: a fit's
         # scoring of all its restarts and its labelling with the kept one share the trace.
-        signature = [[tf.TensorSpec((None, *shape[1:]), tf.float32) for shape in spec.shapes()],
-                     tf.TensorSpec([None, spec.n_features], tf.float32)]
+        signature = [
+            [tf.TensorSpec((None, *shape[1:]), tf.float32) for shape in spec.shapes()],
+            tf.TensorSpec([None, spec.n_features], tf.float32),
+        ]
         self.function = tf.function(self._weighted_log_prob, input_signature=signature, autograph=False)
 
     def _weighted_log_prob(self, values, x):

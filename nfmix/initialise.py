@@ -31,8 +31,9 @@ def network_values(spec: MixtureSpec, rng: np.random.RandomState) -> list[np.nda
     return values
 
 
-def initial_values(spec: MixtureSpec, X: np.ndarray, init, base_scale: float,
-                   rng: np.random.RandomState) -> list[np.ndarray]:
+def initial_values(
+    spec: MixtureSpec, X: np.ndarray, init, base_scale: float, rng: np.random.RandomState
+) -> list[np.ndarray]:
     """All parameters in ``spec.names()`` order: networks first drawn, then the bases placed by ``init``."""
     return initial_state(spec, X, init, base_scale, rng)[0]
 
@@ -48,8 +49,9 @@ class GmmStart:
     random_state: int | None = None
 
 
-def initial_state(spec: MixtureSpec, X: np.ndarray, init, base_scale: float, rng: np.random.RandomState,
-                  gmm: GmmStart = GmmStart()) -> tuple[list[np.ndarray], np.ndarray | None]:
+def initial_state(
+    spec: MixtureSpec, X: np.ndarray, init, base_scale: float, rng: np.random.RandomState, gmm: GmmStart = GmmStart()
+) -> tuple[list[np.ndarray], np.ndarray | None]:
     """``(values, labels)``: the starting parameters, and each restart's starting partition ``[R, n]`` (None for
     "random", which has none). "kmeans" and "spectral" cluster once per restart; an array is every restart's.
     For ``base="gmm"``, every restart starts as one fitted Gaussian mixture (``gmm``), or, from a partition,
@@ -61,7 +63,9 @@ def initial_state(spec: MixtureSpec, X: np.ndarray, init, base_scale: float, rng
         return [np.asarray(a, np.float32) for a in (logits, loc, whitening)] + networks, labels
     networks = network_values(spec, rng)
     labels = None
-    if isinstance(init, str) and init == "random":  # the paper's: locations uniform in [0, 1)^D, one scale, equal weights
+    if (
+        isinstance(init, str) and init == "random"
+    ):  # the paper's: locations uniform in [0, 1)^D, one scale, equal weights
         loc = rng.rand(R, K, spec.n_features)
         scale = np.full((R, K, spec.n_features), base_scale)
         logits = np.ones((R, K))
@@ -105,8 +109,9 @@ def _gmm_bases(X, n_components: int, n_restarts: int, init, rng, gmm: GmmStart):
 GMM_INIT_PARAMS = {"kmeans": "kmeans", "random": "random_from_data", "spectral": "kmeans", "labels": "kmeans"}
 
 
-def gmm_start(X: np.ndarray, n_components: int, init: str, seed: int, partition: np.ndarray | None = None,
-              n_init: int = 1):
+def gmm_start(
+    X: np.ndarray, n_components: int, init: str, seed: int, partition: np.ndarray | None = None, n_init: int = 1
+):
     """The fitted ``GaussianMixture`` (full covariances, ``n_init`` EM runs from ``seed``) that a restart starts as.
 
     ``init`` "kmeans" and "random" are scikit-learn's own starts (k-means, random data points); a ``partition``
@@ -118,13 +123,18 @@ def gmm_start(X: np.ndarray, n_components: int, init: str, seed: int, partition:
     starts = {}
     if partition is not None:
         counts = np.bincount(partition, minlength=n_components)
-        means = np.stack([X[partition == k].mean(axis=0) if counts[k] else X.mean(axis=0)
-                          for k in range(n_components)])
+        means = np.stack([X[partition == k].mean(axis=0) if counts[k] else X.mean(axis=0) for k in range(n_components)])
         starts = dict(means_init=means, weights_init=np.maximum(counts, 1) / np.maximum(counts, 1).sum())
     with warnings.catch_warnings():  # a start short of EM's tolerance is still that GMM
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return GaussianMixture(n_components, covariance_type="full", n_init=n_init, init_params=GMM_INIT_PARAMS[init],
-                               random_state=seed, **starts).fit(np.asarray(X, np.float64))
+        return GaussianMixture(
+            n_components,
+            covariance_type="full",
+            n_init=n_init,
+            init_params=GMM_INIT_PARAMS[init],
+            random_state=seed,
+            **starts,
+        ).fit(np.asarray(X, np.float64))
 
 
 def whitening_of(mixture) -> np.ndarray:
@@ -151,7 +161,9 @@ def _bases_from_labels(X, labels, n_components, centres=None):
     for r in range(R):
         for k in range(n_components):
             members = X[labels[r] == k]
-            loc[r, k] = centres[r, k] if centres is not None else (members.mean(axis=0) if len(members) else X.mean(axis=0))
+            loc[r, k] = (
+                centres[r, k] if centres is not None else (members.mean(axis=0) if len(members) else X.mean(axis=0))
+            )
             spread = members.std(axis=0) if len(members) > 1 else X.std(axis=0)
             scale[r, k] = np.maximum(spread, floor)
             logits[r, k] = np.log(max(len(members), 1) / len(X))
@@ -183,6 +195,7 @@ def _spectral_labels(X, n_restarts, n_components, rng) -> np.ndarray:
     for r in range(n_restarts):
         with warnings.catch_warnings():  # a graph in several pieces still gives a usable partition
             warnings.filterwarnings("ignore", message="Graph is not fully connected")
-            labels[r] = SpectralClustering(n_components, affinity="nearest_neighbors",
-                                           random_state=rng.randint(2**31 - 1)).fit_predict(X)
+            labels[r] = SpectralClustering(
+                n_components, affinity="nearest_neighbors", random_state=rng.randint(2**31 - 1)
+            ).fit_predict(X)
     return labels

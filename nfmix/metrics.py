@@ -18,7 +18,7 @@ def _labels(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
 
 
 def contingency(y_true, y_pred, normalize: bool = False) -> np.ndarray:
-    """Counts of (true label, cluster) pairs: rows are labels, columns clusters; ``normalize`` divides each row by its sum."""
+    """Counts of (true label, cluster) pairs: rows are labels, columns clusters; ``normalize`` makes rows sum to 1."""
     table = contingency_matrix(*_labels(y_true, y_pred))
     return table / table.sum(axis=1, keepdims=True) if normalize else table
 

@@ -181,11 +181,34 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     >>> labels = MAFMixture(2, random_state=0).fit_predict(X)  # doctest: +SKIP
     """
 
-    def __init__(self, n_components=2, *, hidden_units=(10,), n_blocks=1, activation="tanh", n_init=10,
-                 init="kmeans", init_epochs=None, algorithm="em_hard", epochs=2000, batch_size=4000,
-                 learning_rate=1e-2, m_step_epochs=5, base="diag", base_scale=0.1, trainable_base=False, reseed=True,
-                 min_weight=None, tol=None, validation_fraction=0.1, n_iter_no_change=None, check_every=None,
-                 jit_compile=True, random_state=None, verbose=0):
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_units=(10,),
+        n_blocks=1,
+        activation="tanh",
+        n_init=10,
+        init="kmeans",
+        init_epochs=None,
+        algorithm="em_hard",
+        epochs=2000,
+        batch_size=4000,
+        learning_rate=1e-2,
+        m_step_epochs=5,
+        base="diag",
+        base_scale=0.1,
+        trainable_base=False,
+        reseed=True,
+        min_weight=None,
+        tol=None,
+        validation_fraction=0.1,
+        n_iter_no_change=None,
+        check_every=None,
+        jit_compile=True,
+        random_state=None,
+        verbose=0,
+    ):
         self.n_components = n_components
         self.hidden_units = hidden_units
         self.n_blocks = n_blocks
@@ -212,7 +235,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.verbose = verbose
 
     @classmethod
-    def paper(cls, n_components, images=False, **overrides) -> "MAFMixture":
+    def paper(cls, n_components, images=False, **overrides) -> MAFMixture:
         """The published model and training set-up (2D sets, or ``images=True``), with any setting overridden.
 
         Parameters
@@ -232,13 +255,14 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return cls(n_components, **{**(presets.PAPER_IMAGES if images else presets.PAPER_2D), **overrides})
 
     @classmethod
-    def density(cls, n_components, **overrides) -> "MAFMixture":
+    def density(cls, n_components, **overrides) -> MAFMixture:
         """The best measured set-up for density (held-out log-likelihood), with any setting overridden.
 
         GMM-nested components (``base="gmm"``) with early stopping on held-out likelihood
         (``n_iter_no_change=20``): the fit starts as a full-covariance Gaussian mixture and keeps its flows only
-        where they beat it on held-out rows by two standard errors of the per-row gain. In ``results/density`` it was the only set-up never below
-        ``GaussianMixture(n_init=10)`` on held-out data; its clusters are not the defaults' (``results/defaults``).
+        where they beat it on held-out rows by two standard errors of the per-row gain. In ``results/density`` it
+        was the only set-up never below ``GaussianMixture(n_init=10)`` on held-out data; its clusters are not the
+        defaults' (``results/defaults``).
 
         Parameters
         ----------
@@ -255,7 +279,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return cls(n_components, **{**presets.NFMIX_DENSITY, **overrides})
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, callback=None) -> "MAFMixture":
+    def fit(self, X, y=None, callback=None) -> MAFMixture:
         """Fit the mixture to ``X``.
 
         Parameters
@@ -296,9 +320,16 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         from nfmix.flows import MixtureSpec
         from nfmix.train import Trainer
 
-        spec = MixtureSpec(int(self.n_init), int(self.n_components), X.shape[1],
-                           tuple(int(h) for h in self.hidden_units), int(self.n_blocks), self.activation,
-                           bool(self.trainable_base), self.base)
+        spec = MixtureSpec(
+            int(self.n_init),
+            int(self.n_components),
+            X.shape[1],
+            tuple(int(h) for h in self.hidden_units),
+            int(self.n_blocks),
+            self.activation,
+            bool(self.trainable_base),
+            self.base,
+        )
         rows, held_out = self._split_validation(len(X), rng)
         _check_rows_for_init(self.init, len(rows))  # again: the held-out rows are not there to start from
         values, partition = self._start(spec, X, rows, rng)
@@ -328,9 +359,11 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
         n_held_out = int(np.ceil(self.validation_fraction * n_rows))
         if n_held_out < 1 or n_rows - n_held_out < max(2, self.n_components):
-            raise ValueError(f"validation_fraction={self.validation_fraction} of {n_rows} rows leaves "
-                             f"{n_rows - n_held_out} to train {self.n_components} components and {n_held_out} held "
-                             "out; early stopping needs more rows (or n_iter_no_change=None)")
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} of {n_rows} rows leaves "
+                f"{n_rows - n_held_out} to train {self.n_components} components and {n_held_out} held "
+                "out; early stopping needs more rows (or n_iter_no_change=None)"
+            )
         train, held_out = train_test_split(np.arange(n_rows), test_size=n_held_out, random_state=rng)
         return np.sort(train), np.sort(held_out)  # the training rows keep their order, as without a split
 
@@ -347,8 +380,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             gmm = GmmStart(self._scaling(), int(self.n_init), None if seed is None else int(seed))
             values, partition = initial_state(spec, X, init, float(self.base_scale), rng, gmm)
             return values, (partition[:, rows] if partition is not None else None)
-        return initial_state(spec, X[rows], init if isinstance(init, str) else init[rows], float(self.base_scale),
-                             rng)
+        return initial_state(spec, X[rows], init if isinstance(init, str) else init[rows], float(self.base_scale), rng)
 
     def _fit_config(self, n_rows: int, has_partition: bool):
         """Every setting the fitting loop reads, with its default resolved here, once."""
@@ -358,24 +390,33 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             check_every = int(self.m_step_epochs)
         else:
             check_every = int(self.check_every or (100 if self.batch_size >= n_rows else 1))
-        return FitConfig(algorithm=self.algorithm, epochs=int(self.epochs), check_every=check_every,
-                         init_epochs=self._init_epochs() if has_partition else 0,
-                         learning_rate=float(self.learning_rate), reseed=bool(self.reseed),
-                         min_weight=float(self.min_weight if self.min_weight is not None else 0.1 / self.n_components),
-                         tol=None if self.tol is None else float(self.tol),
-                         n_iter_no_change=None if self.n_iter_no_change is None else int(self.n_iter_no_change),
-                         verbose=int(self.verbose))
+        return FitConfig(
+            algorithm=self.algorithm,
+            epochs=int(self.epochs),
+            check_every=check_every,
+            init_epochs=self._init_epochs() if has_partition else 0,
+            learning_rate=float(self.learning_rate),
+            reseed=bool(self.reseed),
+            min_weight=float(self.min_weight if self.min_weight is not None else 0.1 / self.n_components),
+            tol=None if self.tol is None else float(self.tol),
+            n_iter_no_change=None if self.n_iter_no_change is None else int(self.n_iter_no_change),
+            verbose=int(self.verbose),
+        )
 
     def _warn_if_no_weight_moved(self, spec, start_values, record) -> None:
         """A step below the weights' float32 resolution is lost in rounding: then training did nothing."""
-        if (record.best_validation_nll is not None
-                or any(event["restart"] == self.best_restart_ for event in record.diverged + record.reseeds)):
+        if record.best_validation_nll is not None or any(
+            event["restart"] == self.best_restart_ for event in record.diverged + record.reseeds
+        ):
             return  # restored (early stopping, divergence) or re-drawn weights say nothing about the step size
         kernels = [(i, name) for i, name in enumerate(spec.names()) if "/kernel_" in name]
         if all(np.array_equal(start_values[i][self.best_restart_], self.params_[name]) for i, name in kernels):
-            warnings.warn(f"training changed no network weight: steps of learning_rate={self.learning_rate} are "
-                          "lost in the float32 rounding of the weights; raise learning_rate (the default is 1e-2)",
-                          RuntimeWarning, stacklevel=4)
+            warnings.warn(
+                f"training changed no network weight: steps of learning_rate={self.learning_rate} are "
+                "lost in the float32 rounding of the weights; raise learning_rate (the default is 1e-2)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def _validate_hyperparameters(self) -> None:
         integral, real = numbers.Integral, numbers.Real
@@ -386,11 +427,15 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             if not np.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be finite; got {getattr(self, name)!r}")
         if self.learning_rate < FLOAT32_TINY:
-            raise ValueError(f"learning_rate={self.learning_rate!r} underflows float32, the training arithmetic "
-                             f"(smallest normal {FLOAT32_TINY:.2g}): no weight would change")
+            raise ValueError(
+                f"learning_rate={self.learning_rate!r} underflows float32, the training arithmetic "
+                f"(smallest normal {FLOAT32_TINY:.2g}): no weight would change"
+            )
         if self.base_scale < MIN_BASE_SCALE:
-            raise ValueError(f"base_scale={self.base_scale!r} is too small for float32 density arithmetic: its "
-                             f"square underflows (use at least {MIN_BASE_SCALE:g}; features are rescaled to [0, 1])")
+            raise ValueError(
+                f"base_scale={self.base_scale!r} is too small for float32 density arithmetic: its "
+                f"square underflows (use at least {MIN_BASE_SCALE:g}; features are rescaled to [0, 1])"
+            )
         _check_number(self, "verbose", integral, min_val=0)
         if self.min_weight is not None:
             _check_number(self, "min_weight", real, min_val=0, max_val=1, include_boundaries="left")
@@ -409,8 +454,11 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in options:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {getattr(self, name)!r}")
         units = self.hidden_units
-        if (not isinstance(units, (tuple, list)) or not units
-                or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in units)):
+        if (
+            not isinstance(units, (tuple, list))
+            or not units
+            or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in units)
+        ):
             raise ValueError(f"hidden_units must be a non-empty tuple of positive integers; got {units!r}")
         for name in ("trainable_base", "reseed", "jit_compile"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
@@ -419,14 +467,21 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     def _validate_init(self) -> None:
         if isinstance(self.init, str):
             if self.init not in INITS:
-                raise ValueError(f"init must be one of {', '.join(map(repr, INITS))} or an array of labels; "
-                                 f"got {self.init!r}")
+                raise ValueError(
+                    f"init must be one of {', '.join(map(repr, INITS))} or an array of labels; got {self.init!r}"
+                )
         else:
             labels = np.asarray(self.init)
-            if (labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.min(initial=0) < 0
-                    or labels.max(initial=0) >= self.n_components):
-                raise ValueError(f"init as labels must be a 1-D integer array with values in [0, n_components="
-                                 f"{self.n_components}); got dtype {labels.dtype}, shape {labels.shape}")
+            if (
+                labels.ndim != 1
+                or not np.issubdtype(labels.dtype, np.integer)
+                or labels.min(initial=0) < 0
+                or labels.max(initial=0) >= self.n_components
+            ):
+                raise ValueError(
+                    f"init as labels must be a 1-D integer array with values in [0, n_components="
+                    f"{self.n_components}); got dtype {labels.dtype}, shape {labels.shape}"
+                )
         if self.init_epochs is not None:
             _check_number(self, "init_epochs", numbers.Integral, min_val=0, max_val=self.epochs)
             if isinstance(self.init, str) and self.init == "random" and self.init_epochs > 0:
@@ -445,7 +500,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if not isinstance(self.init, str) and len(self.init) != len(X):
             raise ValueError(f"init has {len(self.init)} labels but X has {len(X)} rows")
         _check_rows_for_init(self.init, len(X))
-        if (X.max(axis=0) == X.min(axis=0)).all():  # some constant features are fine (image borders): scales are floored
+        if (
+            X.max(axis=0) == X.min(axis=0)
+        ).all():  # some constant features are fine (image borders): scales are floored
             raise ValueError("every feature of X is constant: there is no spread to fit a density to")
         return X
 
@@ -454,14 +511,22 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         diverged = np.isin(np.arange(spec.n_restarts), [e["restart"] for e in record.diverged])
         finite = np.isfinite(final_nll)
         if not finite.any():
-            base = (f", or raise base_scale (now {self.base_scale})" if isinstance(self.init, str)
-                    and self.init == "random" else "")
-            raise ValueError(f"every restart diverged: the likelihood is NaN or infinite even at the last weights "
-                             f"with a finite loss. Lower learning_rate (now {self.learning_rate}){base}.")
+            base = (
+                f", or raise base_scale (now {self.base_scale})"
+                if isinstance(self.init, str) and self.init == "random"
+                else ""
+            )
+            raise ValueError(
+                f"every restart diverged: the likelihood is NaN or infinite even at the last weights "
+                f"with a finite loss. Lower learning_rate (now {self.learning_rate}){base}."
+            )
         eligible = finite & ~diverged if (finite & ~diverged).any() else finite
         if not (finite & ~diverged).any():
-            warnings.warn("every restart diverged; the model keeps the best of their last weights with a finite loss",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                "every restart diverged; the model keeps the best of their last weights with a finite loss",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         # Early stopping ranks restarts by held-out likelihood (FitLoop._ranking), as they are kept at their best.
         rank = record.ranking if record.ranking is not None else final_nll
         best = int(np.argmin(np.where(eligible, rank, np.inf)))
@@ -475,16 +540,25 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.restart_losses_ = final_nll
         self.lower_bound_ = float(-final_nll[best])
         nll = np.concatenate(record.nll) + to_data_units
-        self.history_ = {"start_loss": float(record.start_nll[best] + to_data_units),
-                         "start_loss_per_restart": (record.start_nll + to_data_units).tolist(),
-                         "loss": nll[:, best].tolist(),
-                         "loss_per_restart": nll.tolist(),
-                         "reseeds": record.reseeds, "diverged": record.diverged, "e_steps": record.e_steps,
-                         "compiled_calls": record.compiled_calls, "seconds": record.seconds}
+        self.history_ = {
+            "start_loss": float(record.start_nll[best] + to_data_units),
+            "start_loss_per_restart": (record.start_nll + to_data_units).tolist(),
+            "loss": nll[:, best].tolist(),
+            "loss_per_restart": nll.tolist(),
+            "reseeds": record.reseeds,
+            "diverged": record.diverged,
+            "e_steps": record.e_steps,
+            "compiled_calls": record.compiled_calls,
+            "seconds": record.seconds,
+        }
         if record.best_validation_nll is not None:
             held_out = np.stack(record.validation_nll) + to_data_units
-            self.history_.update(validation_loss=held_out[:, best].tolist(), validation_loss_per_restart=held_out.tolist(),
-                                 validation_epochs=record.validation_epochs, stopped=record.stopped)
+            self.history_.update(
+                validation_loss=held_out[:, best].tolist(),
+                validation_loss_per_restart=held_out.tolist(),
+                validation_epochs=record.validation_epochs,
+                stopped=record.stopped,
+            )
             scores = -held_out[:, best]
             self.validation_scores_ = scores[np.isfinite(scores)].tolist()  # up to where the kept restart stopped
             self.best_validation_score_ = float(-(record.best_validation_nll[best] + to_data_units))
@@ -504,14 +578,23 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if np.isfinite(first) and last > first + 1e-3 * max(1.0, abs(rescaled)):
             self.converged_ = False
             reseeds = sum(e["restart"] == self.best_restart_ for e in self.history_["reseeds"])
-            cause = (f" (or its {reseeds} re-seeds of components below min_weight moved it away from a better start)"
-                     if reseeds else "")
-            warnings.warn(f"the kept restart's mean negative log-likelihood rose over training, from {first:.4g} at "
-                          f"its start to {last:.4g}: learning_rate={self.learning_rate} is likely too large{cause}",
-                          RuntimeWarning, stacklevel=3)
+            cause = (
+                f" (or its {reseeds} re-seeds of components below min_weight moved it away from a better start)"
+                if reseeds
+                else ""
+            )
+            warnings.warn(
+                f"the kept restart's mean negative log-likelihood rose over training, from {first:.4g} at "
+                f"its start to {last:.4g}: learning_rate={self.learning_rate} is likely too large{cause}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         elif self.tol is not None and not self.converged_:
-            warnings.warn(f"MAFMixture did not reach tol={self.tol} within epochs={self.epochs}; raise epochs or tol",
-                          ConvergenceWarning, stacklevel=3)
+            warnings.warn(
+                f"MAFMixture did not reach tol={self.tol} within epochs={self.epochs}; raise epochs or tol",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     # ------------------------------------------------------------------ inference
     def _parameters(self):
@@ -544,8 +627,10 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         weighted = CompiledDensity.evaluate(spec, values, X)[:, 0, :]
         if np.isnan(weighted).any() or np.isposinf(weighted).any():
             row = np.flatnonzero(np.isnan(weighted).any(axis=1) | np.isposinf(weighted).any(axis=1))[0]
-            raise ValueError(f"the log-density of row {row} is not a number: its values are beyond what the model's "
-                             "float32 arithmetic can hold, relative to the training data's range")
+            raise ValueError(
+                f"the log-density of row {row} is not a number: its values are beyond what the model's "
+                "float32 arithmetic can hold, relative to the training data's range"
+            )
         return weighted.astype(np.float64) + self._scaling().log_det
 
     def weighted_log_prob(self, X) -> np.ndarray:
@@ -686,8 +771,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         spec, values = self._parameters()
         make = tf.Variable if trainable else tf.constant
         scaling = self._scaling()
-        return FlowMixture(spec, [make(np.asarray(v, np.float32)) for v in values],
-                           None if scaling.is_identity else scaling.bijector())
+        return FlowMixture(
+            spec, [make(np.asarray(v, np.float32)) for v in values], None if scaling.is_identity else scaling.bijector()
+        )
 
     def distribution(self):
         """The fitted mixture as a TFP distribution (``MixtureSameFamily`` of MAF-transformed Gaussians)."""
@@ -702,7 +788,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         persistence.save_model(self, path)
 
     @classmethod
-    def load(cls, path) -> "MAFMixture":
+    def load(cls, path) -> MAFMixture:
         """Read a model written by :meth:`save`; refuses an inconsistent or edited one, naming the path and problem."""
         return persistence.load_model(cls, path)
 
@@ -718,16 +804,20 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
 def _check_rows_for_init(init, n_rows: int) -> None:
     if isinstance(init, str) and init == "spectral" and n_rows < SPECTRAL_NEIGHBOURS:
-        raise ValueError(f'init="spectral" builds a {SPECTRAL_NEIGHBOURS}-nearest-neighbour graph and needs at '
-                         f'least {SPECTRAL_NEIGHBOURS} rows to start from; there are {n_rows} (use init="kmeans")')
+        raise ValueError(
+            f'init="spectral" builds a {SPECTRAL_NEIGHBOURS}-nearest-neighbour graph and needs at '
+            f'least {SPECTRAL_NEIGHBOURS} rows to start from; there are {n_rows} (use init="kmeans")'
+        )
 
 
 def _responsibilities(weighted: np.ndarray) -> np.ndarray:
     """``p(k | x)`` from ``log pi_k + log p_k(x)``; a row with zero density everywhere has none."""
     far = ~np.isfinite(weighted).any(axis=1)
     if far.any():
-        raise ValueError(f"row {np.flatnonzero(far)[0]} of X has zero density under every component (it lies far "
-                         "outside the training data), so its cluster probabilities are undefined")
+        raise ValueError(
+            f"row {np.flatnonzero(far)[0]} of X has zero density under every component (it lies far "
+            "outside the training data), so its cluster probabilities are undefined"
+        )
     return softmax(weighted, axis=-1)
 
 
@@ -744,8 +834,10 @@ def _refuse_text(X) -> None:
         values = np.asarray(values)
         if values.dtype.kind in "US" or (values.dtype.kind == "O" and any(isinstance(v, (str, bytes)) for v in values)):
             where = f" (column {name!r})" if name is not None else ""
-            raise ValueError(f"X holds strings{where}: MAFMixture does not parse text into numbers; convert X "
-                             "explicitly (e.g. X.astype(float)) if its strings are numbers")
+            raise ValueError(
+                f"X holds strings{where}: MAFMixture does not parse text into numbers; convert X "
+                "explicitly (e.g. X.astype(float)) if its strings are numbers"
+            )
 
 
 def _first_coarse_feature(steps: np.ndarray, varying: np.ndarray) -> int | None:
@@ -762,10 +854,13 @@ def _warn_if_float32_lost_precision(X: np.ndarray, scaling: FeatureScaling) -> N
     steps = scaling.data_range / np.spacing(magnitude.astype(np.float32))
     j = _first_coarse_feature(steps, varying=X.max(axis=0) > X.min(axis=0))
     if j is not None:
-        warnings.warn(f"feature {j} of X spans only {steps[j]:.0f} float32 steps ({scaling.data_min[j]:.7g} to "
-                      f"{scaling.data_min[j] + scaling.data_range[j]:.7g}): float32 has rounded its values away. Centre "
-                      "X in float64 (X - X.mean(axis=0)) before converting it to float32, or pass float64",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"feature {j} of X spans only {steps[j]:.0f} float32 steps ({scaling.data_min[j]:.7g} to "
+            f"{scaling.data_min[j] + scaling.data_range[j]:.7g}): float32 has rounded its values away. Centre "
+            "X in float64 (X - X.mean(axis=0)) before converting it to float32, or pass float64",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _warn_if_rescaling_lost_precision(X: np.ndarray, max_rows: int = 10_000) -> None:
@@ -775,17 +870,22 @@ def _warn_if_rescaling_lost_precision(X: np.ndarray, max_rows: int = 10_000) -> 
     steps = (high - low) / np.spacing(np.abs(middle).astype(np.float32))
     j = _first_coarse_feature(steps, varying=high > low)
     if j is not None:
-        warnings.warn(f"feature {j} of X: its middle half spans only {steps[j]:.0f} float32 steps once the feature is "
-                      f"rescaled to [0, 1] by its range: a few far values (outliers?) squeeze the rest together. "
-                      "Remove them or transform the feature (e.g. a logarithm) before fitting",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"feature {j} of X: its middle half spans only {steps[j]:.0f} float32 steps once the feature is "
+            f"rescaled to [0, 1] by its range: a few far values (outliers?) squeeze the rest together. "
+            "Remove them or transform the feature (e.g. a logarithm) before fitting",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _check_magnitude(X: np.ndarray) -> None:
     largest = max(abs(float(X.max())), abs(float(X.min()))) if X.size else 0.0  # no |X| copy of a large data set
     if not largest <= MAX_ABS_VALUE:  # also inf, from a rescaled float64 value beyond float32
-        raise ValueError(f"X has values up to {largest:.3g} times the training data's range from its minimum, beyond "
-                         f"what float32 density arithmetic holds ({MAX_ABS_VALUE:.0e})")
+        raise ValueError(
+            f"X has values up to {largest:.3g} times the training data's range from its minimum, beyond "
+            f"what float32 density arithmetic holds ({MAX_ABS_VALUE:.0e})"
+        )
 
 
 def _check_number(estimator, name: str, kind, **bounds) -> None:

@@ -60,8 +60,9 @@ def execute(name: str, timeout: int = 3600) -> Path:
     path = NOTEBOOKS / f"{name}.ipynb"
     with tempfile.TemporaryDirectory() as scratch:
         executed = Path(scratch) / path.name
-        papermill.execute_notebook(path, executed, cwd=scratch, kernel_name="python3", progress_bar=False,
-                                   execution_timeout=timeout)
+        papermill.execute_notebook(
+            path, executed, cwd=scratch, kernel_name="python3", progress_bar=False, execution_timeout=timeout
+        )
         notebook = nbformat.read(executed, as_version=4)
     tidy_outputs(notebook)
     nbformat.write(notebook, path)
@@ -71,8 +72,12 @@ def execute(name: str, timeout: int = 3600) -> Path:
 def record_execution(readme: Path = README) -> str:
     """Write the date and commit of this execution between the README's ``<!-- executed -->`` marks."""
     # "-dirty" when the executed sources were not committed yet (they usually are not: they go in the next commit).
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
-                            cwd=NOTEBOOKS.parent).stdout.strip() or "unknown"
+    commit = (
+        subprocess.run(
+            ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=NOTEBOOKS.parent
+        ).stdout.strip()
+        or "unknown"
+    )
     note = f"Last executed on {datetime.date.today().isoformat()} from commit `{commit}` by `make notebooks`."
     text = readme.read_text()
     if not EXECUTED_MARK.search(text):

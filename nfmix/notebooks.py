@@ -122,18 +122,21 @@ def render_baseline(dataset: str, pca: int, folder: Path = NOTEBOOKS) -> str:
     (parameters,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
     parameters.source = _with_defaults(parameters.source, values)
     header = notebook.cells[0].source.split("\n\n")
-    timing = MEASURED.get((dataset, pca), "these baselines were not run here (the data cannot be downloaded on "
-                          "this project's machines)")
-    about = (f"This notebook runs the baselines on **{variant}**. Its `parameters` cell declares the dataset, so "
-             f"papermill's `-p` options add to it. On this project's 2-core CPU, {timing}."
-             + (" The GMM gets one restart here: full covariances on raw pixels are slow." if "gmm_n_init" in values
-                else "")
-             + f" Generated from `notebooks/{BASELINE_TEMPLATE}.py` by `python -m nfmix.notebooks generate`: edit"
-               " the template, not this copy.")
+    timing = MEASURED.get(
+        (dataset, pca), "these baselines were not run here (the data cannot be downloaded on this project's machines)"
+    )
+    about = (
+        f"This notebook runs the baselines on **{variant}**. Its `parameters` cell declares the dataset, so "
+        f"papermill's `-p` options add to it. On this project's 2-core CPU, {timing}."
+        + (" The GMM gets one restart here: full covariances on raw pixels are slow." if "gmm_n_init" in values else "")
+        + f" Generated from `notebooks/{BASELINE_TEMPLATE}.py` by `python -m nfmix.notebooks generate`: edit"
+        " the template, not this copy."
+    )
     header = [about if part.startswith(TEMPLATE_NOTE) else part for part in header]
     header[0] = header[0].replace("# 05 · Classic baselines on one dataset", f"# Baselines on {variant}", 1)
     notebook.cells[0].source = "\n\n".join(header).replace(
-        f"notebooks/{BASELINE_TEMPLATE}.ipynb", f"notebooks/baselines/{variant}.ipynb")
+        f"notebooks/{BASELINE_TEMPLATE}.ipynb", f"notebooks/baselines/{variant}.ipynb"
+    )
     return nbformat.writes(notebook)
 
 

@@ -60,7 +60,7 @@ def encode(value, name: str):
 
 def decode(value, arrays: dict):
     if isinstance(value, dict):
-        (kind, items), = value.items()
+        ((kind, items),) = value.items()
         if kind == "__random_state__":
             state = np.random.RandomState()
             state.set_state((items[0], np.asarray(items[1], np.uint32), *items[2:]))
@@ -95,8 +95,10 @@ def save(path, params: dict, fitted: dict, arrays: dict, version: str) -> None:
     if path.exists() and not path.is_dir():
         raise ValueError(f"cannot save a model to {path}: it is a file, not a folder")
     if path.is_dir() and not _is_saved_model(path) and any(not OWN_FILE.fullmatch(p.name) for p in path.iterdir()):
-        raise ValueError(f"cannot save a model to {path}: the folder holds other files and no saved model (only a "
-                         "saved model's folder, whose other files are kept, or an empty folder is written to)")
+        raise ValueError(
+            f"cannot save a model to {path}: the folder holds other files and no saved model (only a "
+            "saved model's folder, whose other files are kept, or an empty folder is written to)"
+        )
     params, param_arrays = _encode_params(params)
     # Round-tripped through JSON so that the checksum reads exactly what load will read; fails here, before
     # anything is written, if something is not JSON.
@@ -105,8 +107,14 @@ def save(path, params: dict, fitted: dict, arrays: dict, version: str) -> None:
     np.savez(buffer, **arrays, **param_arrays)
     data = buffer.getvalue()
     arrays_name = f"arrays-{secrets.token_hex(8)}.npz"
-    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "nfmix_version": version, "arrays": arrays_name,
-              "checksum": _checksum(body["params"], body["fitted"], data), **body}
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "nfmix_version": version,
+        "arrays": arrays_name,
+        "checksum": _checksum(body["params"], body["fitted"], data),
+        **body,
+    }
     path.mkdir(parents=True, exist_ok=True)
     arrays_file, staged_config = path / arrays_name, None
     try:
@@ -129,8 +137,12 @@ def save(path, params: dict, fitted: dict, arrays: dict, version: str) -> None:
             try:
                 os.unlink(file)
             except OSError as error:
-                warnings.warn(f"saved the model to {path}, but could not delete the unused file {file} ({error}); "
-                              "it can be deleted", RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"saved the model to {path}, but could not delete the unused file {file} ({error}); "
+                    "it can be deleted",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
 
 
 def _write_durably(file: Path, data: bytes, exclusive: bool = True) -> None:
@@ -165,8 +177,10 @@ def _missing_config(path: Path) -> FileNotFoundError:
     if aside:
         old = aside[-1].parent
         clear = f"delete the folder {path}, then " if path.exists() else ""
-        message += (f" A save to {path} was interrupted and the previous model is in {old}; to restore it, {clear}"
-                    f"move {old} to {path} (e.g. `mv {old} {path}`)")
+        message += (
+            f" A save to {path} was interrupted and the previous model is in {old}; to restore it, {clear}"
+            f"move {old} to {path} (e.g. `mv {old} {path}`)"
+        )
     elif path.is_dir() and any(OWN_FILE.fullmatch(p.name) for p in path.iterdir()):
         message += " (it holds only the leftovers of a first save that was interrupted; save the model again)"
     return FileNotFoundError(message)
@@ -186,13 +200,17 @@ def load(path, build):
     try:
         config = json.loads(config_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{config_file} is not valid JSON ({error}): the saved model is corrupt or truncated") from None
+        raise ValueError(
+            f"{config_file} is not valid JSON ({error}): the saved model is corrupt or truncated"
+        ) from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{config_file} does not describe a saved MAFMixture")
     version = config.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version not in READABLE_VERSIONS:
-        raise ValueError(f"{path} was saved in format version {version!r}; this nfmix reads versions "
-                         f"{', '.join(map(str, READABLE_VERSIONS))} (saved by nfmix {config.get('nfmix_version')})")
+        raise ValueError(
+            f"{path} was saved in format version {version!r}; this nfmix reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} (saved by nfmix {config.get('nfmix_version')})"
+        )
     arrays_name = config.get("arrays") if version >= 2 else LEGACY_ARRAYS_FILE
     if not isinstance(arrays_name, str) or not ARRAYS_FILE.fullmatch(arrays_name):
         raise ValueError(f"{config_file} names no valid arrays file (arrays={arrays_name!r})")
@@ -216,8 +234,10 @@ def load(path, build):
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
         raise ValueError(f"{path} does not hold a consistent MAFMixture: {error}") from None
     if version >= 2 and config.get("checksum") != expected:
-        raise ValueError(f"{config_file} was changed after saving, or {arrays_name} was (checksum mismatch): the "
-                         "model it describes is not the one whose arrays were saved; re-save the model from a fit")
+        raise ValueError(
+            f"{config_file} was changed after saving, or {arrays_name} was (checksum mismatch): the "
+            "model it describes is not the one whose arrays were saved; re-save the model from a fit"
+        )
     return built
 
 
@@ -228,8 +248,11 @@ def structure_changes(params: dict, spec) -> list[str]:
     changes = []
     for name in STRUCTURE:
         value = params.get(name, "diag" if name == "base" else None)  # format 1 predates base
-        same = (isinstance(value, (tuple, list)) and tuple(value) == fitted[name] if name == "hidden_units"
-                else not isinstance(value, (tuple, list, np.ndarray)) and value == fitted[name])
+        same = (
+            isinstance(value, (tuple, list)) and tuple(value) == fitted[name]
+            if name == "hidden_units"
+            else not isinstance(value, (tuple, list, np.ndarray)) and value == fitted[name]
+        )
         if not same:
             changes.append(f"{name}={value!r} (fitted with {fitted[name]!r})")
     return changes
@@ -246,18 +269,28 @@ def save_model(model, path) -> None:
     params = model.get_params()
     changes = structure_changes(params, spec)
     if changes:
-        raise ValueError(f"cannot save the model to {path}: set_params changed {', '.join(changes)} after fit, so "
-                         "the parameters no longer describe the fitted network; set them back or fit again")
-    fitted = {"n_features_in_": int(model.n_features_in_), "n_iter_": int(model.n_iter_),
-              "converged_": bool(model.converged_), "best_restart_": int(model.best_restart_),
-              "lower_bound_": float(model.lower_bound_), "history_": model.history_,
-              "feature_names_in_": getattr(model, "feature_names_in_", np.array([])).tolist(),
-              "spec": spec.fields()}
+        raise ValueError(
+            f"cannot save the model to {path}: set_params changed {', '.join(changes)} after fit, so "
+            "the parameters no longer describe the fitted network; set them back or fit again"
+        )
+    fitted = {
+        "n_features_in_": int(model.n_features_in_),
+        "n_iter_": int(model.n_iter_),
+        "converged_": bool(model.converged_),
+        "best_restart_": int(model.best_restart_),
+        "lower_bound_": float(model.lower_bound_),
+        "history_": model.history_,
+        "feature_names_in_": getattr(model, "feature_names_in_", np.array([])).tolist(),
+        "spec": spec.fields(),
+    }
     for name in ("validation_scores_", "best_validation_score_"):  # early stopping's
         if hasattr(model, name):
             fitted[name] = getattr(model, name)
-    arrays = {**{f"params/{k}": v for k, v in model.params_.items()}, "restart_losses_": model.restart_losses_,
-              "labels_": model.labels_}
+    arrays = {
+        **{f"params/{k}": v for k, v in model.params_.items()},
+        "restart_losses_": model.restart_losses_,
+        "labels_": model.labels_,
+    }
     for name in ("data_min_", "data_range_"):
         if getattr(model, name, None) is not None:
             arrays[name] = getattr(model, name)
@@ -297,8 +330,9 @@ def _spec(saved, model):
         fields = {**saved, "hidden_units": tuple(int(h) for h in saved["hidden_units"])}
         return MixtureSpec(n_restarts=1, **fields)
     n_features, hidden, n_blocks, activation, trainable_base = saved
-    return MixtureSpec(1, int(model.n_components), int(n_features), tuple(hidden), int(n_blocks), activation,
-                       bool(trainable_base))
+    return MixtureSpec(
+        1, int(model.n_components), int(n_features), tuple(hidden), int(n_blocks), activation, bool(trainable_base)
+    )
 
 
 def _check_consistent(model, spec, arrays: dict) -> None:
@@ -313,12 +347,16 @@ def _check_consistent(model, spec, arrays: dict) -> None:
     stored = {name for name in arrays if name.startswith("params/")}
     wanted = {f"params/{name}" for name in spec.names()}
     if stored != wanted:
-        problems.append(f"the arrays hold {sorted(stored - wanted)} and lack {sorted(wanted - stored)} for "
-                        f"n_blocks={spec.n_blocks}, hidden_units={spec.hidden_units}")
+        problems.append(
+            f"the arrays hold {sorted(stored - wanted)} and lack {sorted(wanted - stored)} for "
+            f"n_blocks={spec.n_blocks}, hidden_units={spec.hidden_units}"
+        )
     for name, shape in zip(spec.names(), spec.shapes()):
         if f"params/{name}" in arrays and arrays[f"params/{name}"].shape != shape[1:]:
-            problems.append(f"params/{name} has shape {arrays[f'params/{name}'].shape}, but n_components={K}, "
-                            f"{D} features and hidden_units={spec.hidden_units} make it {shape[1:]}")
+            problems.append(
+                f"params/{name} has shape {arrays[f'params/{name}'].shape}, but n_components={K}, "
+                f"{D} features and hidden_units={spec.hidden_units} make it {shape[1:]}"
+            )
     expected = {"restart_losses_": (n_init,), "data_min_": (D,), "data_range_": (D,)}
     for name, shape in expected.items():
         if name in arrays and arrays[name].shape != shape:

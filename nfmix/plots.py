@@ -32,9 +32,8 @@ def savefig(fig, name: str, out_dir=None, dpi: int = 110) -> Path | None:
 
 def cluster_colours(n: int):
     """A discrete colour map with one clearly different tab10 colour per cluster (0 blue, 1 orange, ...)."""
-    from matplotlib.colors import ListedColormap
-
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
 
     return ListedColormap(plt.cm.tab10.colors[: max(int(n), 1)])
 
@@ -87,8 +86,9 @@ def plot_points(X, labels=None, ax=None, title="data", label_name="cluster"):
     return ax
 
 
-def plot_decision_regions(predict, X, labels=None, ax=None, title="decision regions", low=-0.25, high=1.25,
-                          step=0.01, n_clusters=None):
+def plot_decision_regions(
+    predict, X, labels=None, ax=None, title="decision regions", low=-0.25, high=1.25, step=0.01, n_clusters=None
+):
     """The cluster each point of a grid on ``[low, high]^2`` is assigned to, with the data over it (as the paper).
 
     Regions and points use the colours of :func:`plot_points`, so a cluster has one colour in both plots.
@@ -99,8 +99,15 @@ def plot_decision_regions(predict, X, labels=None, ax=None, title="decision regi
     n = n_clusters or int(max(regions.max(), -1 if labels is None else np.max(labels))) + 1
     colours = dict(cmap=cluster_colours(n), vmin=-0.5, vmax=n - 0.5)
     ax.pcolormesh(xx, yy, regions, alpha=0.35, shading="auto", **colours)
-    ax.scatter(X[:, 0], X[:, 1], c="k" if labels is None else labels, s=4, edgecolors="k", linewidths=0.1,
-               **({} if labels is None else colours))
+    ax.scatter(
+        X[:, 0],
+        X[:, 1],
+        c="k" if labels is None else labels,
+        s=4,
+        edgecolors="k",
+        linewidths=0.1,
+        **({} if labels is None else colours),
+    )
     ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$")
     return ax
 
@@ -129,8 +136,15 @@ def plot_contingency(table, ax=None, title="contingency matrix", normalize=True)
     if normalize:
         table = table / table.sum(axis=1, keepdims=True)
     ax = _axes(ax, figsize=(5, 4))
-    sns.heatmap(table, ax=ax, cmap="viridis", annot=table.shape[0] <= 10, fmt=".2f" if normalize else ".0f",
-                cbar_kws={"label": "fraction of the label" if normalize else "count"}, annot_kws={"size": 6})
+    sns.heatmap(
+        table,
+        ax=ax,
+        cmap="viridis",
+        annot=table.shape[0] <= 10,
+        fmt=".2f" if normalize else ".0f",
+        cbar_kws={"label": "fraction of the label" if normalize else "count"},
+        annot_kws={"size": 6},
+    )
     ax.set(title=title, xlabel="cluster", ylabel="true label")
     return ax
 

@@ -7,8 +7,20 @@ This module imports no TensorFlow, so reading a preset is instant.
 
 # The paper's set-ups (REFERENCE.md): one restart, random base locations, scale 0.1, logits 1, Adam 1e-3, the
 # full 2000 (or 10) epochs with no stopping rule.
-PAPER_2D = dict(hidden_units=(10,), n_blocks=1, activation="tanh", init="random", n_init=1, algorithm="mle",
-                epochs=2000, batch_size=4000, learning_rate=1e-3, base_scale=0.1, reseed=False, tol=None)
+PAPER_2D = dict(
+    hidden_units=(10,),
+    n_blocks=1,
+    activation="tanh",
+    init="random",
+    n_init=1,
+    algorithm="mle",
+    epochs=2000,
+    batch_size=4000,
+    learning_rate=1e-3,
+    base_scale=0.1,
+    reseed=False,
+    tol=None,
+)
 PAPER_IMAGES = dict(PAPER_2D, hidden_units=(1024,), epochs=10, batch_size=1000)
 
 # Ten restarts side by side, k-means starts that put every flow on a different part of the data, a 10x larger

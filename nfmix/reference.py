@@ -15,8 +15,9 @@ from nfmix._tf import tf, tfb, tfd
 def _flow(n_features, hidden_units, weights_per_block=None, activation="tanh"):
     steps = []
     for index in range(len(weights_per_block) if weights_per_block else 1):
-        network = tfb.AutoregressiveNetwork(params=2, hidden_units=list(hidden_units), activation=activation,
-                                            event_shape=[n_features])
+        network = tfb.AutoregressiveNetwork(
+            params=2, hidden_units=list(hidden_units), activation=activation, event_shape=[n_features]
+        )
         network(tf.zeros([1, n_features]))
         if weights_per_block:
             network.set_weights(weights_per_block[index])
@@ -32,9 +33,11 @@ def original_mixture(n_components, n_features, hidden_units=(10,), seed=0, base_
     tf.random.set_seed(seed)
     components = [
         tfd.TransformedDistribution(
-            tfd.MultivariateNormalDiag(loc=rng.rand(n_features).astype(np.float32),
-                                       scale_diag=[base_scale] * n_features),
-            _flow(n_features, hidden_units))
+            tfd.MultivariateNormalDiag(
+                loc=rng.rand(n_features).astype(np.float32), scale_diag=[base_scale] * n_features
+            ),
+            _flow(n_features, hidden_units),
+        )
         for _ in range(n_components)
     ]
     return tfd.Mixture(tfd.Categorical(logits=tf.Variable(tf.ones([n_components]))), components)
@@ -54,8 +57,9 @@ def mixture_like(model) -> tfd.Mixture:
             biases = [params[f"made_{b}/bias_{i}"][k] for i in range(spec.n_layers)]
             blocks.append([w for pair in zip(kernels, biases) for w in pair])
         base = tfd.MultivariateNormalDiag(params["loc"][k], params["scale"][k])
-        flow = tfb.Chain([model._scaling().bijector(), _flow(spec.n_features, spec.hidden_units, blocks,
-                                                              spec.activation)])
+        flow = tfb.Chain(
+            [model._scaling().bijector(), _flow(spec.n_features, spec.hidden_units, blocks, spec.activation)]
+        )
         components.append(tfd.TransformedDistribution(base, flow))
     return tfd.Mixture(tfd.Categorical(logits=params["logits"]), components)
 

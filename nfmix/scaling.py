@@ -25,19 +25,21 @@ class FeatureScaling:
     data_range: np.ndarray
 
     @classmethod
-    def fit(cls, X: np.ndarray) -> "FeatureScaling":
+    def fit(cls, X: np.ndarray) -> FeatureScaling:
         """The training data's per-feature minimum and range, in float64 (exact for float32 data)."""
         low = X.min(axis=0).astype(np.float64)
         with np.errstate(over="ignore"):  # refused by name below
             spread = X.max(axis=0).astype(np.float64) - low
         if not np.isfinite(spread).all():
             column = int(np.flatnonzero(~np.isfinite(spread))[0])
-            raise ValueError(f"feature {column} of X spans more than float64 holds ({low[column]:.3g} to "
-                             f"{X[:, column].max():.3g}); rescale X")
+            raise ValueError(
+                f"feature {column} of X spans more than float64 holds ({low[column]:.3g} to "
+                f"{X[:, column].max():.3g}); rescale X"
+            )
         return cls(low, np.where(spread > 0, spread, 1.0))
 
     @classmethod
-    def identity(cls, n_features: int) -> "FeatureScaling":
+    def identity(cls, n_features: int) -> FeatureScaling:
         return cls(np.zeros(n_features), np.ones(n_features))
 
     @property

@@ -31,17 +31,34 @@ def compare(tidy: pd.DataFrame, method: str, baseline: str, metric: str = "ari",
     """``method`` against ``baseline`` per ``by`` group, paired by seed: n, both means, and the Wilcoxon p-value."""
     rows = []
     for group, frame in tidy.groupby(by):
-        pair = frame[frame["method"].isin([method, baseline])].pivot_table(index="seed", columns="method",
-                                                                            values=metric, aggfunc="mean").dropna()
+        pair = (
+            frame[frame["method"].isin([method, baseline])]
+            .pivot_table(index="seed", columns="method", values=metric, aggfunc="mean")
+            .dropna()
+        )
         if method not in pair or baseline not in pair or pair.empty:
             continue
-        rows.append({by: group, "n": len(pair), method: pair[method].mean(), baseline: pair[baseline].mean(),
-                     "p (Wilcoxon)": paired_test(pair[method], pair[baseline])})
+        rows.append(
+            {
+                by: group,
+                "n": len(pair),
+                method: pair[method].mean(),
+                baseline: pair[baseline].mean(),
+                "p (Wilcoxon)": paired_test(pair[method], pair[baseline]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def against_best_baseline(tidy: pd.DataFrame, method: str, baselines=("kmeans", "gmm"), metric: str = "ari",
-                          by: str = "variant", alpha: float = 0.05, min_effect: float = 0.01) -> pd.DataFrame:
+def against_best_baseline(
+    tidy: pd.DataFrame,
+    method: str,
+    baselines=("kmeans", "gmm"),
+    metric: str = "ari",
+    by: str = "variant",
+    alpha: float = 0.05,
+    min_effect: float = 0.01,
+) -> pd.DataFrame:
     """``method`` against the baseline with the higher mean on each ``by`` group, paired by seed.
 
     The verdict is "win" or "loss" only where the Wilcoxon test is significant at ``alpha`` and the means differ
@@ -60,6 +77,15 @@ def against_best_baseline(tidy: pd.DataFrame, method: str, baselines=("kmeans", 
         better = row[method] > row[best]
         decided = row["p (Wilcoxon)"] < alpha and abs(row[method] - row[best]) >= min_effect
         verdict = ("win" if better else "loss") if decided else "tie"
-        rows.append({by: group, "n": int(row["n"]), method: row[method], "best baseline": best,
-                     "baseline mean": row[best], "p (Wilcoxon)": row["p (Wilcoxon)"], "verdict": verdict})
+        rows.append(
+            {
+                by: group,
+                "n": int(row["n"]),
+                method: row[method],
+                "best baseline": best,
+                "baseline mean": row[best],
+                "p (Wilcoxon)": row["p (Wilcoxon)"],
+                "verdict": verdict,
+            }
+        )
     return pd.DataFrame(rows)

@@ -45,8 +45,8 @@ import os
 import re
 import sys
 from collections import Counter
-from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
@@ -92,8 +92,7 @@ def _check_keys(path: Path, mapping: yaml.MappingNode, known: tuple | None, wher
         if known is not None and name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SweepError(f"{path}, line {line}: unknown key {name!r} {where}{hint}; "
-                             f"known keys: {', '.join(known)}")
+            raise SweepError(f"{path}, line {line}: unknown key {name!r} {where}{hint}; known keys: {', '.join(known)}")
         if name in seen:
             raise SweepError(f"{path}, line {line}: key {name!r} appears twice {where}")
         seen.add(name)
@@ -139,13 +138,17 @@ def load_sweep(path) -> dict:
             raise SweepError(f"{path}: experiment {i} needs a 'notebook:' (e.g. notebook: 02_toy_2d)")
         for key in ("grid", "parameters"):
             if key in experiment and not isinstance(experiment[key], dict):
-                raise SweepError(f"{path}: experiment {i}'s {key!r} must be a mapping of parameter names "
-                                 f"(e.g. {key}: {{seed: [0, 1]}}), not {type(experiment[key]).__name__}")
+                raise SweepError(
+                    f"{path}: experiment {i}'s {key!r} must be a mapping of parameter names "
+                    f"(e.g. {key}: {{seed: [0, 1]}}), not {type(experiment[key]).__name__}"
+                )
     sweep.setdefault("name", path.stem)
     # The name is a folder under results/: a path ("../x", "a/b") would write elsewhere.
     if not (isinstance(sweep["name"], str) and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", sweep["name"])):
-        raise SweepError(f"{path}: sweep name {sweep['name']!r} must be a plain folder name "
-                         f"(letters, digits, '_', '-', '.'; no '/' and not starting with '.')")
+        raise SweepError(
+            f"{path}: sweep name {sweep['name']!r} must be a plain folder name "
+            f"(letters, digits, '_', '-', '.'; no '/' and not starting with '.')"
+        )
     return sweep
 
 
@@ -163,8 +166,10 @@ def _code_hash(notebook: str) -> str:
 
 def source_hashes() -> dict:
     """``{file name: sha256[:16]}`` of every ``nfmix/*.py``: the package source a run executes."""
-    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-            for path in sorted(Path(__file__).resolve().parent.glob("*.py"))}
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in sorted(Path(__file__).resolve().parent.glob("*.py"))
+    }
 
 
 def identity(run: dict) -> dict:
@@ -174,9 +179,18 @@ def identity(run: dict) -> dict:
     from nfmix.presets import PRESETS
 
     parameters = {k: v for k, v in run["parameters"].items() if k != "out_dir"}
-    return json.loads(json.dumps({"notebook": Path(run["notebook"]).name, "code": _code_hash(run["notebook"]),
-                                  "parameters": parameters, "presets": PRESETS, "package": source_hashes(),
-                                  "nfmix": __version__}))  # as run.json reads back (tuples become lists)
+    return json.loads(
+        json.dumps(
+            {
+                "notebook": Path(run["notebook"]).name,
+                "code": _code_hash(run["notebook"]),
+                "parameters": parameters,
+                "presets": PRESETS,
+                "package": source_hashes(),
+                "nfmix": __version__,
+            }
+        )
+    )  # as run.json reads back (tuples become lists)
 
 
 def _run_id(notebook: str, parameters: dict, grid_keys: list[str]) -> str:
@@ -196,8 +210,15 @@ def plan(sweep: dict, results_dir, overrides: dict | None = None) -> list[dict]:
             parameters = {**experiment.get("parameters", {}), **dict(zip(keys, values)), **(overrides or {})}
             run_id = _run_id(notebook.name, parameters, keys)
             parameters["out_dir"] = str((runs_dir / run_id).resolve())
-            runs.append({"id": run_id, "notebook": str(notebook), "parameters": parameters,
-                         "output": str(runs_dir / f"{run_id}.ipynb"), "out_dir": parameters["out_dir"]})
+            runs.append(
+                {
+                    "id": run_id,
+                    "notebook": str(notebook),
+                    "parameters": parameters,
+                    "output": str(runs_dir / f"{run_id}.ipynb"),
+                    "out_dir": parameters["out_dir"],
+                }
+            )
     ids = [r["id"] for r in runs]
     if len(set(ids)) != len(ids):
         raise SweepError("two runs of this sweep have the same id: give each experiment a distinct grid")
@@ -219,13 +240,17 @@ def check_parameters(runs: list[dict]) -> None:
             declared[notebook] = papermill.inspect_notebook(notebook)
         unknown = sorted(set(run["parameters"]) - set(declared[notebook]))
         if unknown:
-            raise SweepError(f"{Path(notebook).name} has no parameter {', '.join(map(repr, unknown))}; "
-                             f"its parameters are: {', '.join(sorted(declared[notebook]))}")
+            raise SweepError(
+                f"{Path(notebook).name} has no parameter {', '.join(map(repr, unknown))}; "
+                f"its parameters are: {', '.join(sorted(declared[notebook]))}"
+            )
         for name, value in run["parameters"].items():
             expected = _declared_type(declared[notebook][name])
             if expected and not _fits(value, expected):
-                raise SweepError(f"run {run['id']}: parameter {name}={value!r} is {type(value).__name__}, "
-                                 f"but {Path(notebook).name} expects {expected}")
+                raise SweepError(
+                    f"run {run['id']}: parameter {name}={value!r} is {type(value).__name__}, "
+                    f"but {Path(notebook).name} expects {expected}"
+                )
 
 
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
@@ -262,8 +287,14 @@ def _flat_presets(presets) -> dict:
     """``{"name/kind key": value}`` of a recorded ``PRESETS``, so a change names the preset, its kind and key."""
     if not isinstance(presets, dict):
         return {}
-    return {f"{name}/{kind} {key}": value for name, kinds in presets.items() if isinstance(kinds, dict)
-            for kind, values in kinds.items() if isinstance(values, dict) for key, value in values.items()}
+    return {
+        f"{name}/{kind} {key}": value
+        for name, kinds in presets.items()
+        if isinstance(kinds, dict)
+        for kind, values in kinds.items()
+        if isinstance(values, dict)
+        for key, value in values.items()
+    }
 
 
 def changed_sources(old, new: dict) -> list[str]:
@@ -389,8 +420,14 @@ def execute_run(run: dict) -> dict:
             Path(run["output"]).parent.mkdir(parents=True, exist_ok=True)
             (Path(run["out_dir"]) / METRICS_FILE).unlink(missing_ok=True)
             write_json_atomic(Path(run["out_dir"]) / RUN_FILE, run["identity"])
-            papermill.execute_notebook(run["notebook"], run["output"], parameters=run["parameters"],
-                                       cwd=str(REPO / "notebooks"), kernel_name="python3", progress_bar=False)
+            papermill.execute_notebook(
+                run["notebook"],
+                run["output"],
+                parameters=run["parameters"],
+                cwd=str(REPO / "notebooks"),
+                kernel_name="python3",
+                progress_bar=False,
+            )
             if not (Path(run["out_dir"]) / METRICS_FILE).is_file():
                 raise RuntimeError(f"the notebook finished but wrote no {METRICS_FILE}")
             Path(run["output"]).with_suffix(".failed").unlink(missing_ok=True)
@@ -411,10 +448,12 @@ def _local(runs, jobs):
 
 def _dask(runs, address, jobs):
     """The same runs as tasks of a Dask ``distributed`` cluster: the one at ``address``, else a local one."""
-    from dask.distributed import Client, LocalCluster, as_completed as dask_completed
+    from dask.distributed import Client, LocalCluster
+    from dask.distributed import as_completed as dask_completed
 
-    cluster = None if address else LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                                dashboard_address=None)
+    cluster = (
+        None if address else LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None)
+    )
     with Client(address or cluster) as client:
         futures = [client.submit(execute_run, run, key=f"nfmix-run-{run['id']}", pure=False) for run in runs]
         for future in dask_completed(futures):
@@ -453,8 +492,12 @@ def accept_code_changes(runs: list[dict], sweep_dir: Path) -> dict:
         recorded, _ = recorded_identity(run)
         current = run["identity"]["package"]
         # Only a run that recorded its hashes: without them, what code made it is unknown.
-        if status == "stale" and isinstance(recorded, dict) and isinstance(recorded.get("package"), dict) \
-                and {**recorded, "package": current} == run["identity"]:
+        if (
+            status == "stale"
+            and isinstance(recorded, dict)
+            and isinstance(recorded.get("package"), dict)
+            and {**recorded, "package": current} == run["identity"]
+        ):
             accepted.setdefault(tuple(changed_sources(recorded["package"], current)), []).append(run)
     name = sweep_dir.name
     if not accepted:
@@ -464,18 +507,29 @@ def accept_code_changes(runs: list[dict], sweep_dir: Path) -> dict:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         sweep_dir.mkdir(parents=True, exist_ok=True)
         with open(sweep_dir / ACCEPTED_LOG, "a") as log:  # logged before the run.json files are rewritten
-            log.write(f"{stamp} accepted nfmix source change ({', '.join(files)}) for {len(ids)} run(s): "
-                      f"{', '.join(ids)}\n")
+            log.write(
+                f"{stamp} accepted nfmix source change ({', '.join(files)}) for {len(ids)} run(s): {', '.join(ids)}\n"
+            )
         for run in group:
             write_json_atomic(Path(run["out_dir"]) / RUN_FILE, run["identity"])
-        print(f"sweep {name}: accepted the change to {', '.join(files)} for {len(ids)} finished run(s); "
-              f"logged in {sweep_dir / ACCEPTED_LOG}")
+        print(
+            f"sweep {name}: accepted the change to {', '.join(files)} for {len(ids)} finished run(s); "
+            f"logged in {sweep_dir / ACCEPTED_LOG}"
+        )
     return {files: [run["id"] for run in group] for files, group in accepted.items()}
 
 
-def run_sweep(path, results_dir=REPO / "results", jobs: int = 1, retry_failed: bool = False,
-              dry_run: bool = False, dask: str | None = None, overrides: dict | None = None,
-              only: str | None = None, accept_code_change: bool = False) -> dict:
+def run_sweep(
+    path,
+    results_dir=REPO / "results",
+    jobs: int = 1,
+    retry_failed: bool = False,
+    dry_run: bool = False,
+    dask: str | None = None,
+    overrides: dict | None = None,
+    only: str | None = None,
+    accept_code_change: bool = False,
+) -> dict:
     """Plan, check, run what is missing, stale or broken (or only the failed; or of those, only ids matching
     ``only``), aggregate; returns counts, the failures and the runs skipped because another process had them.
 
@@ -496,8 +550,10 @@ def run_sweep(path, results_dir=REPO / "results", jobs: int = 1, retry_failed: b
     wanted = ("failed",) if retry_failed else ("missing", "stale", "broken")
     todo = [r for r in runs if states[r["id"]][0] in wanted and (pattern is None or pattern.search(r["id"]))]
     counts = Counter(status for status, _ in states.values())
-    print(f"sweep {sweep['name']}: {len(runs)} runs ({', '.join(f'{counts[s]} {s}' for s in STATES)}); "
-          f"running {len(todo)}")
+    print(
+        f"sweep {sweep['name']}: {len(runs)} runs ({', '.join(f'{counts[s]} {s}' for s in STATES)}); "
+        f"running {len(todo)}"
+    )
     verb = "left out of the results until rerun" if retry_failed else "to rerun"
     unusable = Counter(why for why in states.values() if why[0] in ("stale", "broken"))
     for (status, reason), n in unusable.items():
@@ -522,8 +578,13 @@ def run_sweep(path, results_dir=REPO / "results", jobs: int = 1, retry_failed: b
         print(f"{len(skipped)} run(s) skipped: another process had them (their results count once it finishes)")
     if failures:
         print(f"{len(failures)} run(s) failed; fix them, then: python -m nfmix.sweep {path} --retry-failed")
-    return {"planned": len(todo), "ran": len(todo) - len(skipped), "failures": failures, "skipped": skipped,
-            "table": table}
+    return {
+        "planned": len(todo),
+        "ran": len(todo) - len(skipped),
+        "failures": failures,
+        "skipped": skipped,
+        "table": table,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -550,8 +611,9 @@ def with_variant(tidy: pd.DataFrame) -> pd.DataFrame:
     tidy = tidy.copy()
     tidy["pca"] = tidy.get("pca", pd.Series(0, index=tidy.index)).fillna(0).astype(int)
     named = tidy.get("variant", pd.Series(None, index=tidy.index, dtype=object))
-    tidy["variant"] = [v if isinstance(v, str) and v else variant_name(d, p)
-                       for v, d, p in zip(named, tidy["dataset"], tidy["pca"])]
+    tidy["variant"] = [
+        v if isinstance(v, str) and v else variant_name(d, p) for v, d, p in zip(named, tidy["dataset"], tidy["pca"])
+    ]
     return tidy
 
 
@@ -571,15 +633,19 @@ def summarise(tidy: pd.DataFrame) -> pd.DataFrame:
         cells = []
         for _, values in groups[metric]:
             mean, sd, (low, high) = values.mean(), values.std(), interval(values)
-            cells.append(f"{mean:.3f}" + ("" if pd.isna(sd) else f" ± {sd:.3f}")
-                         + ("" if pd.isna(low) else f" [{low:.3f}, {high:.3f}]"))
+            cells.append(
+                f"{mean:.3f}"
+                + ("" if pd.isna(sd) else f" ± {sd:.3f}")
+                + ("" if pd.isna(low) else f" [{low:.3f}, {high:.3f}]")
+            )
         summary[metric] = cells
     if "loss" in tidy:
         with_loss = tidy.dropna(subset=["loss"])
         best = with_loss.loc[with_loss.groupby(keys)["loss"].idxmin()].set_index(keys)
         for metric in ("ari", "accuracy"):
-            summary[f"best-likelihood {metric}"] = best[metric].reindex(summary.index).map(
-                lambda v: "" if pd.isna(v) else f"{v:.3f}")
+            summary[f"best-likelihood {metric}"] = (
+                best[metric].reindex(summary.index).map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+            )
     return summary.reset_index()
 
 
@@ -591,8 +657,9 @@ def significance(tidy: pd.DataFrame, metric: str = "ari") -> pd.DataFrame:
         return pd.DataFrame()
     tidy = with_variant(tidy)
     flows = sorted(m for m in tidy["method"].unique() if m.startswith("maf"))
-    tables = [against_best_baseline(tidy, m, metric=metric).rename(columns={m: "flows mean"}).assign(setup=m)
-              for m in flows]
+    tables = [
+        against_best_baseline(tidy, m, metric=metric).rename(columns={m: "flows mean"}).assign(setup=m) for m in flows
+    ]
     tables = [t for t in tables if not t.empty]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
@@ -604,8 +671,15 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-FIGURES = ("density.gif", "final.png", "gmm_vs_flows.png", "contingency.png", "samples.png", "embedding_clusters.png",
-           "flow_density.png")
+FIGURES = (
+    "density.gif",
+    "final.png",
+    "gmm_vs_flows.png",
+    "contingency.png",
+    "samples.png",
+    "embedding_clusters.png",
+    "flow_density.png",
+)
 
 
 def export_figures(runs: list[dict], tidy: pd.DataFrame, sweep_dir: Path) -> list[Path]:
@@ -657,8 +731,9 @@ def _parse_overrides(pairs: list[str]) -> dict:
         try:
             overrides[name] = yaml.safe_load(value)
         except yaml.YAMLError as error:
-            raise SweepError(f"--set {pair!r}: the value is not valid YAML ({_yaml_problem(error, lines=False)})") \
-                from None
+            raise SweepError(
+                f"--set {pair!r}: the value is not valid YAML ({_yaml_problem(error, lines=False)})"
+            ) from None
     return overrides
 
 
@@ -670,16 +745,33 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     parser.add_argument("--retry-failed", action="store_true", help="rerun only the runs that failed")
     parser.add_argument("--only", metavar="REGEX", help="run only the runs whose id matches (aggregate them all)")
-    parser.add_argument("--dask", nargs="?", const="", default=None, metavar="ADDRESS",
-                        help="run through a Dask distributed cluster: a local one, or the scheduler at ADDRESS")
+    parser.add_argument(
+        "--dask",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run through a Dask distributed cluster: a local one, or the scheduler at ADDRESS",
+    )
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="override a parameter of every run")
-    parser.add_argument("--accept-code-change", action="store_true",
-                        help="count as done the finished runs that only an edit of nfmix's source made stale (logged)")
+    parser.add_argument(
+        "--accept-code-change",
+        action="store_true",
+        help="count as done the finished runs that only an edit of nfmix's source made stale (logged)",
+    )
     args = parser.parse_args(argv)
     try:
-        outcome = run_sweep(args.sweep, args.results, jobs=args.jobs, retry_failed=args.retry_failed,
-                            dry_run=args.dry_run, dask=args.dask, overrides=_parse_overrides(args.set),
-                            only=args.only, accept_code_change=args.accept_code_change)
+        outcome = run_sweep(
+            args.sweep,
+            args.results,
+            jobs=args.jobs,
+            retry_failed=args.retry_failed,
+            dry_run=args.dry_run,
+            dask=args.dask,
+            overrides=_parse_overrides(args.set),
+            only=args.only,
+            accept_code_change=args.accept_code_change,
+        )
     except (SweepError, FileNotFoundError) as error:  # bad input: a message, not a traceback
         parser.error(str(error))
     return 1 if outcome["failures"] else 0

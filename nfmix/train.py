@@ -74,8 +74,17 @@ class Trainer:
     frozen restart is masked. The Trainer owns the parameters and optimiser state of one fit, as variables.
     """
 
-    def __init__(self, spec: MixtureSpec, values, learning_rate: float, batch_size: int, jit_compile: bool = True,
-                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+    def __init__(
+        self,
+        spec: MixtureSpec,
+        values,
+        learning_rate: float,
+        batch_size: int,
+        jit_compile: bool = True,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+    ):
         self.spec = spec
         self.packing = Packing(spec)
         self.learning_rate = float(learning_rate)
@@ -120,9 +129,16 @@ class Trainer:
         # Each call is told how many epochs came before it, so the minibatch order is that of one long call.
         for done in range(0, max(int(n_epochs), 1), LOSS_CAPACITY):
             count = min(LOSS_CAPACITY, int(n_epochs) - done)
-            opt_state, losses, _, _ = epochs(opt_state, fixed, self.active.read_value(),
-                                             tf.constant(self.learning_rate, tf.float32), X, tf.constant(count),
-                                             tf.constant([seed, done], tf.int32), *extra)
+            opt_state, losses, _, _ = epochs(
+                opt_state,
+                fixed,
+                self.active.read_value(),
+                tf.constant(self.learning_rate, tf.float32),
+                X,
+                tf.constant(count),
+                tf.constant([seed, done], tf.int32),
+                *extra,
+            )
             parts.append(np.moveaxis(losses.numpy()[:count], 0, 1))
         for var, value in zip((self.packed, self.m, self.v, self.step), opt_state):
             var.assign(value)
@@ -131,17 +147,35 @@ class Trainer:
     def run_checks(self, X, mode: str, controls: dict, seeds: np.ndarray, given=None, X_val=None) -> dict:
         """Up to ``controls["n_checks"]`` checks of a fit in one compiled call (:meth:`CompiledLoop._checks`);
         returns its outcome as arrays: ``losses [2, epochs, R]``, ``checks``, ``epochs``, ``reason``, ..."""
-        variables = {"values": self.packed, "fixed": self.fixed, "m": self.m, "v": self.v, "step": self.step,
-                     "active": self.active, "snapshot": self.snapshot.packed, "snapshot_fixed": self.snapshot.fixed}
+        variables = {
+            "values": self.packed,
+            "fixed": self.fixed,
+            "m": self.m,
+            "v": self.v,
+            "step": self.step,
+            "active": self.active,
+            "snapshot": self.snapshot.packed,
+            "snapshot_fixed": self.snapshot.fixed,
+        }
         if X_val is not None:
-            variables.update(best=self.best.packed, best_fixed=self.best.fixed, best_nll=self.best_nll,
-                             best_seen=self.best_seen, since_best=self.since_best, start_rows=self.start_rows)
+            variables.update(
+                best=self.best.packed,
+                best_fixed=self.best.fixed,
+                best_nll=self.best_nll,
+                best_seen=self.best_seen,
+                since_best=self.since_best,
+                start_rows=self.start_rows,
+            )
         controls = {name: tf.constant(value) for name, value in controls.items()}
         seeds = tf.constant(np.resize(np.asarray(seeds, np.int32), CHECK_CAPACITY))
         if given is not None:
             given = tf.convert_to_tensor(given, tf.float32)
-        outcome = {name: value.numpy() for name, value in self.loop.fit_checks(
-            variables, tf.constant(self.learning_rate, tf.float32), X, given, X_val, controls, seeds, mode).items()}
+        outcome = {
+            name: value.numpy()
+            for name, value in self.loop.fit_checks(
+                variables, tf.constant(self.learning_rate, tf.float32), X, given, X_val, controls, seeds, mode
+            ).items()
+        }
         outcome["losses"] = np.moveaxis(outcome["losses"][: outcome["epochs"]], 0, 1)  # [2, epochs, R]
         if "held_out" in outcome:
             outcome["held_out"] = outcome["held_out"][: outcome["checks"]]
@@ -161,12 +195,14 @@ class Trainer:
         with."""
         held_out_nll = np.asarray(held_out_nll, np.float32)
         self.best = Checkpoint(self)
-        self.start_rows = tf.Variable(np.asarray(start_rows, np.float32), trainable=False,
-                                      name="start_held_out_log_density")
+        self.start_rows = tf.Variable(
+            np.asarray(start_rows, np.float32), trainable=False, name="start_held_out_log_density"
+        )
         self.best_nll = tf.Variable(held_out_nll, trainable=False, name="best_held_out_nll")  # of the kept weights
         self.best_seen = tf.Variable(held_out_nll, trainable=False, name="best_seen_held_out_nll")  # for patience
-        self.since_best = tf.Variable(tf.zeros([self.spec.n_restarts], tf.int32), trainable=False,
-                                      name="checks_since_best")
+        self.since_best = tf.Variable(
+            tf.zeros([self.spec.n_restarts], tf.int32), trainable=False, name="checks_since_best"
+        )
 
     def restore_best(self, restarts: np.ndarray) -> None:
         """Put the restarts flagged ``[R]`` back to their best weights on held-out data."""
@@ -188,7 +224,7 @@ class Checkpoint:
     another.
     """
 
-    def __init__(self, trainer: "Trainer"):
+    def __init__(self, trainer: Trainer):
         self.trainer = trainer
         self.packed = tf.Variable(trainer.packed, trainable=False)
         self.fixed = [tf.Variable(var, trainable=False) for var in trainer.fixed]
@@ -229,18 +265,25 @@ class CompiledLoop(SharedCompiled):
             if key not in self._epoch_functions:
                 R, K = self.spec.batch_shape
                 packed = tf.TensorSpec([R, K, sum(self.packing.sizes)], tf.float32)
-                signature = [(packed, packed, packed, tf.TensorSpec([R, K], tf.float32)),
-                             [tf.TensorSpec(self.spec.shapes()[i], tf.float32) for i in self.packing.fixed],
-                             tf.TensorSpec([R], tf.float32), tf.TensorSpec([], tf.float32),
-                             tf.TensorSpec([None, self.spec.n_features], tf.float32), tf.TensorSpec([], tf.int32),
-                             tf.TensorSpec([2], tf.int32)]
+                signature = [
+                    (packed, packed, packed, tf.TensorSpec([R, K], tf.float32)),
+                    [tf.TensorSpec(self.spec.shapes()[i], tf.float32) for i in self.packing.fixed],
+                    tf.TensorSpec([R], tf.float32),
+                    tf.TensorSpec([], tf.float32),
+                    tf.TensorSpec([None, self.spec.n_features], tf.float32),
+                    tf.TensorSpec([], tf.int32),
+                    tf.TensorSpec([2], tf.int32),
+                ]
                 if em:
                     signature.append(tf.TensorSpec([None, R, K], tf.float32))
                 # No autograph: the loops are written as tf.while_loop, and converting the code took most of the
                 # tracing time of a first fit (about 4 of 5 s in a fresh process).
                 self._epoch_functions[key] = tf.function(
-                    partial(self._epochs_pure, full_batch=full_batch), input_signature=signature,
-                    jit_compile=self.jit_compile, autograph=False)
+                    partial(self._epochs_pure, full_batch=full_batch),
+                    input_signature=signature,
+                    jit_compile=self.jit_compile,
+                    autograph=False,
+                )
             return self._epoch_functions[key]
 
     # ------------------------------------------------------------------ whole fits: checks inside the loop
@@ -248,11 +291,12 @@ class CompiledLoop(SharedCompiled):
         """How often each compiled function was traced: ``("checks", mode, full batch, early stopping)`` and
         ``("epochs", EM, full batch)``."""
         counts = {("checks", *key): f.experimental_get_tracing_count() for key, f in self._fits.items()}
-        counts.update({("epochs", *key): f.experimental_get_tracing_count() for key, f in self._epoch_functions.items()})
+        counts.update(
+            {("epochs", *key): f.experimental_get_tracing_count() for key, f in self._epoch_functions.items()}
+        )
         return counts
 
-    def fit_checks(self, variables: dict, learning_rate, X, given, X_val, controls: dict, seeds,
-                   mode: str):
+    def fit_checks(self, variables: dict, learning_rate, X, given, X_val, controls: dict, seeds, mode: str):
         """Run up to ``controls["n_checks"]`` checks (:meth:`_checks`) in one compiled call; returns its outcome."""
         full_batch = self.batch_size >= X.shape[0]
         validated = X_val is not None
@@ -267,10 +311,14 @@ class CompiledLoop(SharedCompiled):
                 R, K = self.spec.batch_shape
                 rows = tf.TensorSpec([None, self.spec.n_features], tf.float32)
                 function.get_concrete_function(
-                    variables, tf.TensorSpec([], tf.float32), rows,
+                    variables,
+                    tf.TensorSpec([], tf.float32),
+                    rows,
                     tf.TensorSpec([None, R, K], tf.float32) if mode == "fixed" else None,
-                    rows if validated else None, {k: tf.TensorSpec(v.shape, v.dtype) for k, v in controls.items()},
-                    tf.TensorSpec([CHECK_CAPACITY], tf.int32))
+                    rows if validated else None,
+                    {k: tf.TensorSpec(v.shape, v.dtype) for k, v in controls.items()},
+                    tf.TensorSpec([CHECK_CAPACITY], tf.int32),
+                )
                 self._fits[key] = function
         return function(variables, learning_rate, X, given, X_val, controls, seeds)
 
@@ -296,8 +344,12 @@ class CompiledLoop(SharedCompiled):
         v = variables
         # The variables are read once here and written once at the end; in between they are loop tensors.
         state = {name: tf.nest.map_structure(lambda var: var.read_value(), var) for name, var in v.items()}
-        state.update(previous=c["previous"], diverged_from=tf.fill([R], -1), diverged_at=tf.fill([R], -1),
-                     stopped_at=tf.fill([R], -1))
+        state.update(
+            previous=c["previous"],
+            diverged_from=tf.fill([R], -1),
+            diverged_at=tf.fill([R], -1),
+            stopped_at=tf.fill([R], -1),
+        )
         losses = tf.TensorArray(tf.float32, size=EPOCH_CAPACITY, element_shape=[2, R])
         held_out = tf.TensorArray(tf.float32, size=CHECK_CAPACITY, element_shape=[R])
 
@@ -315,9 +367,19 @@ class CompiledLoop(SharedCompiled):
             # A collapse before the M-step hands the fit to the driver's re-seeding: this check trains no epoch.
             n_epochs = tf.where(collapsed, 0, tf.minimum(c["epochs_per_check"], c["end_epoch"] - c["epoch0"] - epoch))
             opt_state = (state["values"], state["m"], state["v"], state["step"])
-            opt_state, losses, finite, last = self._chunks(opt_state, state["fixed"], state["active"], learning_rate,
-                                                           X, responsibilities, n_epochs, seeds[check], full_batch,
-                                                           losses, epoch)
+            opt_state, losses, finite, last = self._chunks(
+                opt_state,
+                state["fixed"],
+                state["active"],
+                learning_rate,
+                X,
+                responsibilities,
+                n_epochs,
+                seeds[check],
+                full_batch,
+                losses,
+                epoch,
+            )
             state["values"], state["m"], state["v"], state["step"] = opt_state
             epoch = epoch + n_epochs
             at = c["epoch0"] + epoch  # the fit's epoch count after this check
@@ -333,7 +395,9 @@ class CompiledLoop(SharedCompiled):
             live = state["active"] > 0
             keep = live & ran
             state["snapshot"] = _where_restart(keep, state["values"], state["snapshot"])
-            state["snapshot_fixed"] = [_where_restart(keep, a, b) for a, b in zip(state["fixed"], state["snapshot_fixed"])]
+            state["snapshot_fixed"] = [
+                _where_restart(keep, a, b) for a, b in zip(state["fixed"], state["snapshot_fixed"])
+            ]
             # 4. Early stopping.
             if validated:
                 rows = self._log_density(state["values"], state["fixed"], X_val)  # [n_held_out, R]
@@ -349,7 +413,9 @@ class CompiledLoop(SharedCompiled):
                 better = keep & (nll < state["best_nll"]) & clear  # kept even below validation_tol
                 state["best_nll"] = tf.where(better, nll, state["best_nll"])
                 state["best"] = _where_restart(better, state["values"], state["best"])
-                state["best_fixed"] = [_where_restart(better, a, b) for a, b in zip(state["fixed"], state["best_fixed"])]
+                state["best_fixed"] = [
+                    _where_restart(better, a, b) for a, b in zip(state["fixed"], state["best_fixed"])
+                ]
                 counting = c["counting"] & ran
                 since = tf.where(improved, 0, tf.where(keep, state["since_best"] + 1, state["since_best"]))
                 state["since_best"] = tf.where(counting, since, state["since_best"])
@@ -367,23 +433,38 @@ class CompiledLoop(SharedCompiled):
             # Gradient ML re-seeds after a check, while epochs remain to train the new component.
             if mode == "mle":
                 in_time = (c["reseed_from"] <= at) & (at < c["total_epochs"])
-                collapsed_after = c["reseed"] & in_time & self._any_collapsed(
-                    state["values"][:, :, MixtureSpec.LOGITS], live, c)
+                collapsed_after = (
+                    c["reseed"] & in_time & self._any_collapsed(state["values"][:, :, MixtureSpec.LOGITS], live, c)
+                )
             else:
                 collapsed_after = tf.constant(False)
-            reason = tf.where(collapsed, COLLAPSED_BEFORE, tf.where(
-                ~tf.reduce_any(live), ALL_STOPPED, tf.where(converged, CONVERGED, tf.where(
-                    collapsed_after, COLLAPSED_AFTER, RUNNING))))
+            reason = tf.where(
+                collapsed,
+                COLLAPSED_BEFORE,
+                tf.where(
+                    ~tf.reduce_any(live),
+                    ALL_STOPPED,
+                    tf.where(converged, CONVERGED, tf.where(collapsed_after, COLLAPSED_AFTER, RUNNING)),
+                ),
+            )
             return check + tf.cast(ran, tf.int32), epoch, reason, state, losses, held_out
 
         check, epoch, reason, state, losses, held_out = tf.while_loop(
-            lambda check, epoch, reason, *_: (check < c["n_checks"]) & (reason == RUNNING)
-            & (c["epoch0"] + epoch < c["end_epoch"]), body,
-            (tf.constant(0), tf.constant(0), tf.constant(RUNNING), state, losses, held_out))
+            lambda check, epoch, reason, *_: (
+                (check < c["n_checks"]) & (reason == RUNNING) & (c["epoch0"] + epoch < c["end_epoch"])
+            ),
+            body,
+            (tf.constant(0), tf.constant(0), tf.constant(RUNNING), state, losses, held_out),
+        )
         for name, var in v.items():
             tf.nest.map_structure(lambda var, value: var.assign(value), var, state[name])
-        outcome = {"checks": check, "epochs": epoch, "reason": reason, "losses": losses.stack(),
-                   **{name: state[name] for name in ("previous", "diverged_from", "diverged_at", "stopped_at")}}
+        outcome = {
+            "checks": check,
+            "epochs": epoch,
+            "reason": reason,
+            "losses": losses.stack(),
+            **{name: state[name] for name in ("previous", "diverged_from", "diverged_at", "stopped_at")},
+        }
         if validated:
             outcome["held_out"] = held_out.stack()
         return outcome
@@ -403,8 +484,9 @@ class CompiledLoop(SharedCompiled):
         small = tf.nn.softmax(logits, axis=-1) < c["min_weight"]
         return tf.reduce_any(small & (live & c["reseeds_left"])[:, None])
 
-    def _chunks(self, opt_state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed, full_batch,
-                losses, offset):
+    def _chunks(
+        self, opt_state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed, full_batch, losses, offset
+    ):
         """``n_epochs`` epochs as calls of the compiled epochs, :data:`LOSS_CAPACITY` at a time, each told how
         many came before it (so the minibatch order is that of :meth:`Trainer.run_epochs`); the losses go to
         ``losses[offset:]``. Returns the new state, the losses, whether all were finite ``[R]`` and the last."""
@@ -414,21 +496,36 @@ class CompiledLoop(SharedCompiled):
 
         def chunk_body(done, opt_state, losses, finite, last):
             count = tf.minimum(LOSS_CAPACITY, n_epochs - done)
-            opt_state, chunk, chunk_finite, chunk_last = epochs(opt_state, fixed, active, learning_rate, X, count,
-                                                                tf.stack([seed, done]), *extra)
+            opt_state, chunk, chunk_finite, chunk_last = epochs(
+                opt_state, fixed, active, learning_rate, X, count, tf.stack([seed, done]), *extra
+            )
             losses = losses.scatter(offset + done + tf.range(count), chunk[:count])
             return done + count, opt_state, losses, finite & chunk_finite, chunk_last
 
         _, opt_state, losses, finite, last = tf.while_loop(
-            lambda done, *_: done < n_epochs, chunk_body,
-            (tf.constant(0), opt_state, losses, tf.ones([R], tf.bool), tf.fill([2, R], np.inf)))
+            lambda done, *_: done < n_epochs,
+            chunk_body,
+            (tf.constant(0), opt_state, losses, tf.ones([R], tf.bool), tf.fill([2, R], np.inf)),
+        )
         return opt_state, losses, finite, last
 
-    def _epochs_pure(self, opt_state, fixed, active, learning_rate, X, n_epochs, seed, responsibilities=None, *,
-                     full_batch):
+    def _epochs_pure(
+        self, opt_state, fixed, active, learning_rate, X, n_epochs, seed, responsibilities=None, *, full_batch
+    ):
         losses = tf.TensorArray(tf.float32, size=LOSS_CAPACITY, element_shape=[2, self.spec.n_restarts])
-        opt_state, losses, finite, last = self._epochs(opt_state, fixed, active, learning_rate, X, responsibilities,
-                                                       n_epochs, seed, full_batch, losses, tf.constant(0))
+        opt_state, losses, finite, last = self._epochs(
+            opt_state,
+            fixed,
+            active,
+            learning_rate,
+            X,
+            responsibilities,
+            n_epochs,
+            seed,
+            full_batch,
+            losses,
+            tf.constant(0),
+        )
         return opt_state, losses.stack(), finite, last
 
     def _weighted_log_prob(self, values, fixed, X):
@@ -467,8 +564,9 @@ class CompiledLoop(SharedCompiled):
         weight = tf.reshape(tf.cast(slots < n, tf.float32), [n_batches, size])
         return n_batches, index, weight
 
-    def _epochs(self, state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed, full_batch, losses,
-                offset):
+    def _epochs(
+        self, state, fixed, active, learning_rate, X, responsibilities, n_epochs, seed, full_batch, losses, offset
+    ):
         """``n_epochs`` epochs of Adam from ``state``; each epoch's losses ``[2, R]`` go to ``losses[offset + e]``.
 
         Returns the new state, the losses, whether every epoch's losses were finite per restart ``[R]``, and the
@@ -481,19 +579,23 @@ class CompiledLoop(SharedCompiled):
             n_batches, index, weight = self._batches(n, seed, epoch, full_batch)
 
             def batch_body(b, state, total):
-                state, summed = self._step(state, fixed, active, learning_rate, X, responsibilities, index[b],
-                                           weight[b])
+                state, summed = self._step(
+                    state, fixed, active, learning_rate, X, responsibilities, index[b], weight[b]
+                )
                 return b + 1, state, total + summed
 
-            _, state, total = tf.while_loop(lambda b, state, total: b < n_batches, batch_body,
-                                            (tf.constant(0), state, tf.zeros([2, R])))
+            _, state, total = tf.while_loop(
+                lambda b, state, total: b < n_batches, batch_body, (tf.constant(0), state, tf.zeros([2, R]))
+            )
             loss = total / tf.cast(n, tf.float32)
             finite = finite & tf.reduce_all(tf.math.is_finite(loss), axis=0)
             return epoch + 1, state, losses.write(offset + epoch, loss), finite, loss
 
         _, state, losses, finite, last = tf.while_loop(
-            lambda epoch, *_: epoch < n_epochs, epoch_body,
-            (tf.constant(0), state, losses, tf.ones([R], tf.bool), tf.fill([2, R], np.inf)))
+            lambda epoch, *_: epoch < n_epochs,
+            epoch_body,
+            (tf.constant(0), state, losses, tf.ones([R], tf.bool), tf.fill([2, R], np.inf)),
+        )
         return state, losses, finite, last
 
     def _step(self, state, fixed, active, learning_rate, X, responsibilities, index, weight):
@@ -537,8 +639,13 @@ def data_tensor(X: np.ndarray):
     so a fit holds one copy of the data, not two (the image loaders return such arrays). With a GPU the data
     is copied to the device once, as before.
     """
-    if (isinstance(X, np.ndarray) and X.dtype == np.float32 and X.flags.c_contiguous and X.ctypes.data % 64 == 0
-            and not tf.config.list_logical_devices("GPU")):
+    if (
+        isinstance(X, np.ndarray)
+        and X.dtype == np.float32
+        and X.flags.c_contiguous
+        and X.ctypes.data % 64 == 0
+        and not tf.config.list_logical_devices("GPU")
+    ):
         try:
             return tf.experimental.dlpack.from_dlpack(X.__dlpack__())
         except (BufferError, TypeError, ValueError):  # e.g. a read-only array: DLPack cannot mark it so

@@ -24,28 +24,32 @@
 # numbered equation is followed by a short cell that checks it numerically with `nfmix`.
 
 # %%
-try:  # Colab: install nfmix (a local checkout already has it through `pip install -e .`)
-    import nfmix
+try:  # Colab installs nfmix; a local checkout has it from `pip install -e .`
+    import nfmix  # noqa: F401 (importing it is the check)
 except ModuleNotFoundError:
     # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix@v0.2.0"
-    import nfmix
+    import nfmix  # noqa: F401 (importing it is the check)
 
 # %% tags=["parameters"]
 seed: int = 0  # @param {type:"integer"}
-train_epochs: int = 300  # @param {type:"integer"} epochs of the small model the checks use
+# epochs of the small model the checks use
+train_epochs: int = 300  # @param {type:"integer"}
 smoke: bool = False  # @param {type:"boolean"} a quicker run for CI
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-
 from nfmix import MAFMixture, load_dataset
-from nfmix._tf import tf, tfb, tfd
+from nfmix._tf import tf
 
 epochs = 30 if smoke else train_epochs
 X, y = load_dataset("moons")
-model = MAFMixture(2, hidden_units=(16,), n_init=4, algorithm="mle", epochs=epochs, random_state=seed).fit(X)  # gradient ML
-flow = model.flow_mixture()  # the fitted parameters as TFP distributions: bases, mixture logits, networks
+model = MAFMixture(
+    2, hidden_units=(16,), n_init=4, algorithm="mle", epochs=epochs, random_state=seed
+).fit(X)  # gradient ML
+flow = (
+    model.flow_mixture()
+)  # the fitted parameters as TFP distributions: bases, mixture logits, networks
 
 # %% [markdown]
 # ## 1. Change of variables
@@ -61,7 +65,9 @@ flow = model.flow_mixture()  # the fitted parameters as TFP distributions: bases
 # autodiff computes from the full Jacobian.
 
 # %%
-components = flow.components()  # a TransformedDistribution with batch shape [restart=1, K]
+components = (
+    flow.components()
+)  # a TransformedDistribution with batch shape [restart=1, K]
 bijector = components.bijector
 x = tf.constant(X[:5])
 x_batched = tf.tile(x[:, None, None, :], [1, 1, model.n_components, 1])  # [n, 1, K, D]
@@ -70,8 +76,15 @@ with tf.GradientTape(persistent=True) as tape:
     tape.watch(x_batched)
     z = bijector.inverse(x_batched)
 jacobian = tf.reshape(tape.jacobian(z, x_batched), [5, 2, 2, 5, 2, 2])
-log_det_autodiff = np.array([[np.log(abs(np.linalg.det(jacobian[n, k, :, n, k, :].numpy())))
-                              for k in range(2)] for n in range(5)])
+log_det_autodiff = np.array(
+    [
+        [
+            np.log(abs(np.linalg.det(jacobian[n, k, :, n, k, :].numpy())))
+            for k in range(2)
+        ]
+        for n in range(5)
+    ]
+)
 base = components.distribution
 by_formula = base.log_prob(z)[:, 0, :].numpy() + log_det_autodiff
 by_tfp = components.log_prob(x_batched)[:, 0, :].numpy()
@@ -97,10 +110,18 @@ network = flow.network(0)
 point = tf.constant([[0.3, 0.7]])[:, None, None, :]
 moved_x2 = point + tf.constant([0.0, 0.5])
 moved_x1 = point + tf.constant([0.5, 0.0])
-outputs = [network(p).numpy()[0, 0, 0] for p in (point, moved_x2, moved_x1)]  # [D, (shift, log-scale)]
-print("coordinate 1 after moving x2, change:", np.abs(outputs[1][0] - outputs[0][0]).max())
-print("coordinate 2 after moving x1, change:", np.abs(outputs[2][1] - outputs[0][1]).max())
-assert np.allclose(outputs[1][0], outputs[0][0]) and not np.allclose(outputs[2][1], outputs[0][1])
+outputs = [
+    network(p).numpy()[0, 0, 0] for p in (point, moved_x2, moved_x1)
+]  # [D, (shift, log-scale)]
+print(
+    "coordinate 1 after moving x2, change:", np.abs(outputs[1][0] - outputs[0][0]).max()
+)
+print(
+    "coordinate 2 after moving x1, change:", np.abs(outputs[2][1] - outputs[0][1]).max()
+)
+assert np.allclose(outputs[1][0], outputs[0][0]) and not np.allclose(
+    outputs[2][1], outputs[0][1]
+)
 
 # %% [markdown]
 # Because $z_i$ in (3) needs only $\mathbf x$, which we already have, **density evaluation is one pass** of
@@ -115,9 +136,14 @@ assert np.allclose(outputs[1][0], outputs[0][0]) and not np.allclose(outputs[2][
 # %%
 alphas = network(x_batched)[..., 1]  # [n, 1, K, D]
 log_det_formula = -tf.reduce_sum(alphas, -1)[:, 0, :].numpy()
-print("max |(4) - autodiff log|det J|| =", np.abs(log_det_formula - log_det_autodiff).max())
+print(
+    "max |(4) - autodiff log|det J|| =",
+    np.abs(log_det_formula - log_det_autodiff).max(),
+)
 assert np.allclose(log_det_formula, log_det_autodiff, atol=1e-4)
-upper = np.array([jacobian[n, k, 0, n, k, 1].numpy() for n in range(5) for k in range(2)])
+upper = np.array(
+    [jacobian[n, k, 0, n, k, 1].numpy() for n in range(5) for k in range(2)]
+)
 print("entries above the diagonal of dz/dx:", np.abs(upper).max())
 round_trip = bijector.forward(bijector.inverse(x_batched))
 print("max |f(f^-1(x)) - x| =", np.abs(round_trip.numpy() - x_batched.numpy()).max())
@@ -142,9 +168,15 @@ mass = density.sum() * (grid_1d[1] - grid_1d[0]) ** 2
 print(f"integral of p over the grid: {mass:.4f}")
 assert abs(mass - 1) < 0.03
 fig, ax = plt.subplots(figsize=(5, 4.2))
-mesh = ax.pcolormesh(grid_1d, grid_1d, density.reshape(400, 400), cmap="inferno", shading="auto")
+mesh = ax.pcolormesh(
+    grid_1d, grid_1d, density.reshape(400, 400), cmap="inferno", shading="auto"
+)
 fig.colorbar(mesh, ax=ax, label="density")
-ax.set(title="mixture density $p(\\mathbf{x})$ on the moons", xlabel="$x_1$", ylabel="$x_2$")
+ax.set(
+    title="mixture density $p(\\mathbf{x})$ on the moons",
+    xlabel="$x_1$",
+    ylabel="$x_2$",
+)
 plt.show()
 
 # %% [markdown]
@@ -166,13 +198,25 @@ from nfmix.reference import mixture_like
 
 separate = mixture_like(model)  # K separate TFP MAFs holding the fitted weights
 points = np.vstack([X, [[40.0, -40.0]]]).astype(np.float32)
-log_joint = np.stack([np.log(w) + c.log_prob(points).numpy()  # log pi_k + log p_k(x), component by component
-                      for w, c in zip(model.weights_, separate.components)], axis=1)
+log_joint = np.stack(
+    [
+        np.log(w)
+        + c.log_prob(points).numpy()  # log pi_k + log p_k(x), component by component
+        for w, c in zip(model.weights_, separate.components)
+    ],
+    axis=1,
+)
 by_lse = np.logaddexp.reduce(log_joint, axis=1)
 with np.errstate(divide="ignore"):
     naive = np.log(np.exp(log_joint).sum(axis=1))
-print("max |(6) from separate flows - score_samples|:", np.abs(by_lse - model.score_samples(points)).max(),
-      "| far point:", by_lse[-1], "naive:", naive[-1])
+print(
+    "max |(6) from separate flows - score_samples|:",
+    np.abs(by_lse - model.score_samples(points)).max(),
+    "| far point:",
+    by_lse[-1],
+    "naive:",
+    naive[-1],
+)
 assert np.allclose(by_lse, model.score_samples(points), atol=1e-3)
 assert np.isfinite(by_lse[-1]) and np.isinf(naive[-1])
 
@@ -189,15 +233,25 @@ assert np.isfinite(by_lse[-1]) and np.isinf(naive[-1])
 # $\frac1N\sum_n\sum_k r_k(\mathbf x_n)\log p_k(\mathbf x_n)$ with the responsibilities held fixed.
 
 # %%
-trainable = model.flow_mixture(trainable=True)  # the same parameters as variables, to differentiate
+trainable = model.flow_mixture(
+    trainable=True
+)  # the same parameters as variables, to differentiate
 kernel = trainable.values[3]  # block 0, layer 0: [1, K, D, H]
 with tf.GradientTape(persistent=True) as tape:
     mean_log_likelihood = tf.reduce_mean(trainable.log_prob(tf.constant(X)))
     flow_log_prob = trainable.flow_log_prob(tf.constant(X))  # log p_k(x_n): [N, 1, K]
-    fixed_r = tf.stop_gradient(tf.nn.softmax(tf.math.log_softmax(trainable.logits) + flow_log_prob, axis=-1))
+    fixed_r = tf.stop_gradient(
+        tf.nn.softmax(tf.math.log_softmax(trainable.logits) + flow_log_prob, axis=-1)
+    )
     weighted_sum = tf.reduce_mean(tf.reduce_sum(fixed_r * flow_log_prob, axis=-1))
-by_autodiff, by_formula = tape.gradient(mean_log_likelihood, kernel), tape.gradient(weighted_sum, kernel)
-print("max |autodiff of (6) - (7)| over the kernel:", tf.reduce_max(tf.abs(by_autodiff - by_formula)).numpy())
+by_autodiff, by_formula = (
+    tape.gradient(mean_log_likelihood, kernel),
+    tape.gradient(weighted_sum, kernel),
+)
+print(
+    "max |autodiff of (6) - (7)| over the kernel:",
+    tf.reduce_max(tf.abs(by_autodiff - by_formula)).numpy(),
+)
 assert np.allclose(by_autodiff, by_formula, atol=1e-5)
 
 # %% [markdown]
@@ -235,7 +289,10 @@ assert np.allclose(autodiff, formula, atol=1e-5)
 
 # %%
 proba = model.predict_proba(X)
-assert np.allclose(proba.sum(axis=1), 1, atol=1e-5) and (model.predict(X) == proba.argmax(axis=1)).all()
+assert (
+    np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    and (model.predict(X) == proba.argmax(axis=1)).all()
+)
 fig, ax = plt.subplots(figsize=(5, 4.2))
 points = ax.scatter(X[:, 0], X[:, 1], c=proba[:, 0], cmap="coolwarm", s=6)
 fig.colorbar(points, ax=ax, label="$r_0(\\mathbf{x})$")

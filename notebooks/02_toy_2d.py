@@ -25,22 +25,26 @@
 # matter: see the circles results in `04_results`.)
 
 # %%
-try:  # Colab: install nfmix (a local checkout already has it through `pip install -e .`)
-    import nfmix
+try:  # Colab installs nfmix; a local checkout has it from `pip install -e .`
+    import nfmix  # noqa: F401 (importing it is the check)
 except ModuleNotFoundError:
     # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix@v0.2.0"
-    import nfmix
+    import nfmix  # noqa: F401 (importing it is the check)
 
 # %% tags=["parameters"]
-dataset: str = "two_banana"  # @param ["two_banana", "smile", "moons", "circles", "pinwheel"]
-preset: str = "nfmix"  # @param ["nfmix", "paper"] the paper's set-up or nfmix's tuned one
+dataset = "two_banana"  # @param ["two_banana", "smile", "moons", "circles", "pinwheel"]
+# the paper's set-up or nfmix's tuned one
+preset: str = "nfmix"  # @param ["nfmix", "paper"]
 epochs: int = 0  # @param {type:"integer"} 0 keeps the preset's (2000)
-n_init: int = 0  # @param {type:"integer"} restarts trained side by side; 0 keeps the preset's
-algorithm: str = ""  # @param ["", "mle", "em_soft", "em_hard"] empty keeps the preset's
+# restarts trained side by side; 0 keeps the preset's
+n_init: int = 0  # @param {type:"integer"}
+algorithm: str = ""  # @param ["", "mle", "em_soft", "em_hard"] "": the preset's
 learning_rate: float = 0.0  # @param {type:"number"} 0 keeps the preset's
 seed: int = 0  # @param {type:"integer"}
-snapshot_every: int = 100  # @param {type:"integer"} epochs between density snapshots (and GIF frames)
-out_dir: str = "auto"  # figures and metrics.json: "auto" is outputs/<notebook>/<dataset>, "" writes nothing
+# epochs between density snapshots (and GIF frames)
+snapshot_every: int = 100  # @param {type:"integer"}
+# figures and metrics.json: "auto" is outputs/<notebook>/<dataset>, "" writes nothing
+out_dir: str = "auto"
 smoke: bool = False  # @param {type:"boolean"} a quick run for CI
 
 # %%
@@ -50,14 +54,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Image, display
-
 from nfmix import MAFMixture, load_dataset, plots, presets
 from nfmix.baselines import BASELINES, GRAPH_BASELINES, run_baselines
 from nfmix.metrics import clustering_scores
 from nfmix.records import record_metrics, run_folder
 
-settings = presets.settings(preset, "2d", epochs=epochs or None, n_init=n_init or None, algorithm=algorithm or None,
-                            learning_rate=learning_rate or None, random_state=seed, verbose=1)  # 0 / "": the preset's
+settings = presets.settings(
+    preset,
+    "2d",
+    epochs=epochs or None,
+    n_init=n_init or None,
+    algorithm=algorithm or None,
+    learning_rate=learning_rate or None,
+    random_state=seed,
+    verbose=1,
+)  # 0 / "": the preset's
 if smoke:
     settings.update(epochs=60, n_init=min(settings["n_init"], 2))
 snapshot_every = min(snapshot_every, max(settings["epochs"] // 3, 1))
@@ -72,7 +83,9 @@ print(f"{dataset}: {X.shape[0]} points, {n_clusters} clusters; settings: {settin
 # never sees.
 
 # %%
-ax = plots.plot_points(X, y, title=f"{dataset}: the data and its true labels", label_name="label")
+ax = plots.plot_points(
+    X, y, title=f"{dataset}: the data and its true labels", label_name="label"
+)
 plt.show()
 
 # %% [markdown]
@@ -84,8 +97,11 @@ plt.show()
 recorder = plots.DensityRecorder(X, every=snapshot_every)
 model = MAFMixture(n_clusters, **settings).fit(X, callback=recorder)
 labels = model.predict(X)
-print(f"kept restart {model.best_restart_} of {model.n_init}; mean log-likelihood {model.score(X):.4f}; "
-      f"{model.history_['seconds']:.1f} s; re-seeded components: {len(model.history_['reseeds'])}")
+print(
+    f"kept restart {model.best_restart_} of {model.n_init}; "
+    f"mean log-likelihood {model.score(X):.4f}; {model.history_['seconds']:.1f} s; "
+    f"re-seeded components: {len(model.history_['reseeds'])}"
+)
 
 # %% [markdown]
 # ## The density during training
@@ -104,11 +120,17 @@ plt.show()
 # The same snapshots as an animated GIF, written next to the other outputs, as on the original project page.
 
 # %%
-import tempfile  # with out_dir="" nothing is written: the GIF goes to a temporary folder just for display
+# with out_dir="" nothing is written: the GIF goes to a temporary folder, for display
+import tempfile
 
 with tempfile.TemporaryDirectory() as scratch:
-    gif_path = recorder.save_gif(Path(run_dir or scratch) / "density.gif", title=dataset)
-    print(f"{len(recorder.frames)} frames, {gif_path.stat().st_size / 1e3:.0f} kB" + (f": {gif_path}" if run_dir else ""))
+    gif_path = recorder.save_gif(
+        Path(run_dir or scratch) / "density.gif", title=dataset
+    )
+    print(
+        f"{len(recorder.frames)} frames, {gif_path.stat().st_size / 1e3:.0f} kB"
+        + (f": {gif_path}" if run_dir else "")
+    )
     display(Image(filename=str(gif_path)))
 
 # %% [markdown]
@@ -120,11 +142,22 @@ with tempfile.TemporaryDirectory() as scratch:
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
-plots.plot_loss(model.history_["loss"], ax=axes[0], per_restart=model.history_["loss_per_restart"],
-                title=f"{dataset}: training loss")
+plots.plot_loss(
+    model.history_["loss"],
+    ax=axes[0],
+    per_restart=model.history_["loss_per_restart"],
+    title=f"{dataset}: training loss",
+)
 plots.plot_density(model.score_samples, X, ax=axes[1], title="final density")
 plots.plot_points(X, labels, ax=axes[2], title="clusters (most probable component)")
-plots.plot_decision_regions(model.predict, X, labels, ax=axes[3], title="decision regions", n_clusters=n_clusters)
+plots.plot_decision_regions(
+    model.predict,
+    X,
+    labels,
+    ax=axes[3],
+    title="decision regions",
+    n_clusters=n_clusters,
+)
 fig.tight_layout()
 plots.savefig(fig, "final.png", run_dir)
 plt.show()
@@ -137,11 +170,20 @@ plt.show()
 # count as one more cluster).
 
 # %%
-setup = presets.setup_name(preset, "2d", algorithm)  # an algorithm override is its own set-up
+setup = presets.setup_name(
+    preset, "2d", algorithm
+)  # an algorithm override is its own set-up
 maf_row = clustering_scores(y, labels, method=f"maf_mixture ({setup})", seed=seed)
-maf_row.update(loss=-model.score(X), seconds=model.history_["seconds"], n_reseeds=len(model.history_["reseeds"]))
-fitted = {}  # the baselines' estimators: the GMM's density is drawn below without fitting it again
-baseline_labels, baseline_rows = run_baselines(X, y, seed=seed, methods=BASELINES + GRAPH_BASELINES, models=fitted)
+maf_row.update(
+    loss=-model.score(X),
+    seconds=model.history_["seconds"],
+    n_reseeds=len(model.history_["reseeds"]),
+)
+# the baselines' estimators: the GMM's density is drawn below without fitting it again
+fitted = {}
+baseline_labels, baseline_rows = run_baselines(
+    X, y, seed=seed, methods=BASELINES + GRAPH_BASELINES, models=fitted
+)
 table = pd.DataFrame([maf_row] + baseline_rows).set_index("method")
 table[["purity", "ari", "nmi", "accuracy", "seconds"]].round(3)
 
@@ -153,14 +195,31 @@ table[["purity", "ari", "nmi", "accuracy", "seconds"]].round(3)
 # %%
 gmm = fitted["gmm"]
 fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2))
-plots.plot_density(gmm.score_samples, X, ax=axes[0], title=f"GMM density (ARI {table.loc['gmm', 'ari']:.2f})")
-plots.plot_density(model.score_samples, X, ax=axes[1],
-                   title=f"mixture of flows density (ARI {maf_row['ari']:.2f})")
+plots.plot_density(
+    gmm.score_samples,
+    X,
+    ax=axes[0],
+    title=f"GMM density (ARI {table.loc['gmm', 'ari']:.2f})",
+)
+plots.plot_density(
+    model.score_samples,
+    X,
+    ax=axes[1],
+    title=f"mixture of flows density (ARI {maf_row['ari']:.2f})",
+)
 fig.tight_layout()
 plots.savefig(fig, "gmm_vs_flows.png", run_dir)
 plt.show()
 
 # %%
-record_metrics([maf_row] + baseline_rows, run_dir, dataset=dataset, preset=preset, notebook="02_toy_2d",
-               epochs=settings["epochs"], n_init=settings["n_init"], algorithm=settings["algorithm"],
-               learning_rate=settings["learning_rate"])
+record_metrics(
+    [maf_row] + baseline_rows,
+    run_dir,
+    dataset=dataset,
+    preset=preset,
+    notebook="02_toy_2d",
+    epochs=settings["epochs"],
+    n_init=settings["n_init"],
+    algorithm=settings["algorithm"],
+    learning_rate=settings["learning_rate"],
+)

@@ -24,22 +24,23 @@
 # the best likelihood. The repository commits the CSVs of its own runs, so this notebook needs no training.
 
 # %%
-try:  # Colab: install nfmix (a local checkout already has it through `pip install -e .`)
-    import nfmix
+try:  # Colab installs nfmix; a local checkout has it from `pip install -e .`
+    import nfmix  # noqa: F401 (importing it is the check)
 except ModuleNotFoundError:
     # %pip install -q "nfmix @ git+https://github.com/nfmix/nfmix@v0.2.0"
-    import nfmix
+    import nfmix  # noqa: F401 (importing it is the check)
 
 # %% tags=["parameters"]
-results_dir: str = ""  # the folder (or URL) that holds one sub-folder per sweep; "" is the tables shipped with nfmix
-sweeps: str = "toy,images,embedding"  # @param {type:"string"} comma-separated sweep names to show
+# the folder (or URL) with one sub-folder per sweep; "" is the tables shipped with nfmix
+results_dir: str = ""
+# comma-separated sweep names to show
+sweeps: str = "toy,images,embedding"  # @param {type:"string"}
 metric: str = "ari"  # @param ["ari", "nmi", "accuracy", "purity"]
 
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-
 from nfmix.published import published_baselines
 from nfmix.sweep import significance, summarise, with_variant
 from nfmix.tables import results_file
@@ -50,7 +51,10 @@ for name in [s.strip() for s in sweeps.split(",") if s.strip()]:
     if path is not None:
         tables.append(pd.read_csv(path).assign(sweep=name))
     else:
-        print(f"no {name}/runs.csv in {results_dir or 'nfmix'}: run `python -m nfmix.sweep sweeps/{name}.yaml` first")
+        print(
+            f"no {name}/runs.csv in {results_dir or 'nfmix'}: "
+            f"run `python -m nfmix.sweep sweeps/{name}.yaml` first"
+        )
 runs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 if not runs.empty:
     runs = with_variant(runs)
@@ -87,10 +91,21 @@ tests.round(4)
 # %%
 if not runs.empty:
     order = sorted(runs["method"].unique(), key=lambda m: (not m.startswith("maf"), m))
-    grid = sns.catplot(data=runs, x="variant", y=metric, hue="method", hue_order=order, kind="bar",
-                       errorbar="sd", height=4, aspect=2.4)
+    grid = sns.catplot(
+        data=runs,
+        x="variant",
+        y=metric,
+        hue="method",
+        hue_order=order,
+        kind="bar",
+        errorbar="sd",
+        height=4,
+        aspect=2.4,
+    )
     grid.set_axis_labels("dataset", metric.upper())
-    grid.figure.suptitle(f"{metric.upper()} by dataset and method (mean ± sd over seeds)", y=1.03)
+    grid.figure.suptitle(
+        f"{metric.upper()} by dataset and method (mean ± sd over seeds)", y=1.03
+    )
     plt.show()
 
 # %% [markdown]
@@ -101,10 +116,21 @@ if not runs.empty:
 
 # %%
 published = published_baselines().assign(source="published")
-ours = (runs[runs["method"].isin(["random", "kmeans", "gmm"])].groupby(["variant", "method"])[metric].mean()
-        .reset_index().assign(source="nfmix") if not runs.empty else pd.DataFrame())
-side_by_side = pd.concat([published[["variant", "method", metric, "source"]], ours], ignore_index=True)
-side_by_side = side_by_side.pivot_table(index=["variant", "method"], columns="source", values=metric).round(3)
+ours = (
+    runs[runs["method"].isin(["random", "kmeans", "gmm"])]
+    .groupby(["variant", "method"])[metric]
+    .mean()
+    .reset_index()
+    .assign(source="nfmix")
+    if not runs.empty
+    else pd.DataFrame()
+)
+side_by_side = pd.concat(
+    [published[["variant", "method", metric, "source"]], ours], ignore_index=True
+)
+side_by_side = side_by_side.pivot_table(
+    index=["variant", "method"], columns="source", values=metric
+).round(3)
 side_by_side.astype(object).where(side_by_side.notna(), "not run here")
 
 # %% [markdown]
@@ -123,19 +149,33 @@ if circles_path is not None:
     circles = pd.read_csv(circles_path)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     partitions = circles[circles["study"] == "1 partitions"]
-    sns.barplot(data=partitions, x="network", y="nll", hue="set-up", errorbar="sd", ax=axes[0])
-    axes[0].set(title="circles: likelihood of each partition (mean ± sd over seeds)", xlabel="flow network",
-                ylabel="mean negative log-likelihood (nats; lower is better)")
+    sns.barplot(
+        data=partitions, x="network", y="nll", hue="set-up", errorbar="sd", ax=axes[0]
+    )
+    axes[0].set(
+        title="circles: likelihood of each partition (mean ± sd over seeds)",
+        xlabel="flow network",
+        ylabel="mean negative log-likelihood (nats; lower is better)",
+    )
     stability = circles[circles["study"] == "2 start on the rings"]
-    sns.barplot(data=stability, x="set-up", y="ari", hue="network", errorbar="sd", ax=axes[1])
-    axes[1].set(title="circles: starting on the true rings, where training ends", xlabel="algorithm",
-                ylabel="ARI against the rings at the end")
+    sns.barplot(
+        data=stability, x="set-up", y="ari", hue="network", errorbar="sd", ax=axes[1]
+    )
+    axes[1].set(
+        title="circles: starting on the true rings, where training ends",
+        xlabel="algorithm",
+        ylabel="ARI against the rings at the end",
+    )
     axes[1].set_ylim(-0.05, 1.05)
     fig.tight_layout()
     plt.show()
-    display_table = circles.groupby(["study", "network", "set-up"], sort=False)[["nll", "ari"]].agg(["mean", "size"])
+    display_table = circles.groupby(["study", "network", "set-up"], sort=False)[
+        ["nll", "ari"]
+    ].agg(["mean", "size"])
 else:
-    display_table = "no results/circles/circles.csv: run `python bench/circles_study.py`"
+    display_table = (
+        "no results/circles/circles.csv: run `python bench/circles_study.py`"
+    )
 display_table
 
 # %% [markdown]
@@ -146,19 +186,37 @@ display_table
 # GMM in the same embedding; the paired test in the table above says whether the rise is consistent.
 
 # %%
-embedding = runs[runs["sweep"] == "embedding"] if not runs.empty and "sweep" in runs else pd.DataFrame()
+embedding = (
+    runs[runs["sweep"] == "embedding"]
+    if not runs.empty and "sweep" in runs
+    else pd.DataFrame()
+)
 if not embedding.empty:
-    main_variants = sorted(v for v in embedding["variant"].unique() if "_umap10_nn20" in v)
-    fig, axes = plt.subplots(1, len(main_variants), figsize=(5 * len(main_variants), 4), squeeze=False)
+    main_variants = sorted(
+        v for v in embedding["variant"].unique() if "_umap10_nn20" in v
+    )
+    fig, axes = plt.subplots(
+        1, len(main_variants), figsize=(5 * len(main_variants), 4), squeeze=False
+    )
     for ax, variant in zip(axes[0], main_variants):
         frame = embedding[embedding["variant"] == variant]
         pairs = frame[frame["method"].isin(["gmm", "maf_mixture (nfmix)"])].pivot_table(
-            index="seed", columns="method", values=metric)
-        for seed, pair in pairs.iterrows():
-            ax.plot([0, 1], [pair["gmm"], pair["maf_mixture (nfmix)"]], marker="o", color="grey", alpha=0.7)
+            index="seed", columns="method", values=metric
+        )
+        for _seed, pair in pairs.iterrows():
+            ax.plot(
+                [0, 1],
+                [pair["gmm"], pair["maf_mixture (nfmix)"]],
+                marker="o",
+                color="grey",
+                alpha=0.7,
+            )
         ax.set_xticks([0, 1], ["GMM", "mixture of flows"])
-        ax.set(title=f"{variant}: {metric.upper()} per seed (n={len(pairs)})", xlabel="clusterer, same embedding",
-               ylabel=metric.upper())
+        ax.set(
+            title=f"{variant}: {metric.upper()} per seed (n={len(pairs)})",
+            xlabel="clusterer, same embedding",
+            ylabel=metric.upper(),
+        )
     fig.tight_layout()
     plt.show()
 
@@ -177,22 +235,55 @@ if collapse_path is not None:
     collapse = pd.read_csv(collapse_path)
     flows = collapse[~collapse["method"].isin(["kmeans", "gmm"])]
     setups = flows["method"].nunique()
-    flows = flows[flows.groupby("seed")["method"].transform("size") == setups]  # seeds with every set-up done
-    picked = flows.loc[flows.groupby("seed")["nll"].idxmin()].assign(method="picked by likelihood")
+    flows = flows[
+        flows.groupby("seed")["method"].transform("size") == setups
+    ]  # seeds with every set-up done
+    picked = flows.loc[flows.groupby("seed")["nll"].idxmin()].assign(
+        method="picked by likelihood"
+    )
     shown = pd.concat([collapse, picked], ignore_index=True)
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), sharey=True)
-    sns.stripplot(data=shown, y="method", x="ari", hue="seed", palette="viridis", ax=axes[0])
-    axes[0].set(title=f"F-MNIST embedding, fit on 10,000 images: ARI per seed (n={collapse['seed'].nunique()})",
-                xlabel="ARI on all 70,000 images", ylabel="clusterer")
-    sns.stripplot(data=shown, y="method", x="n_clusters", hue="seed", palette="viridis", legend=False, ax=axes[1])
-    axes[1].set(title="components in use (of 10)", xlabel="clusters with at least one image", ylabel="")
+    sns.stripplot(
+        data=shown, y="method", x="ari", hue="seed", palette="viridis", ax=axes[0]
+    )
+    axes[0].set(
+        title="F-MNIST embedding, fit on 10,000 images: ARI per seed "
+        f"(n={collapse['seed'].nunique()})",
+        xlabel="ARI on all 70,000 images",
+        ylabel="clusterer",
+    )
+    sns.stripplot(
+        data=shown,
+        y="method",
+        x="n_clusters",
+        hue="seed",
+        palette="viridis",
+        legend=False,
+        ax=axes[1],
+    )
+    axes[1].set(
+        title="components in use (of 10)",
+        xlabel="clusters with at least one image",
+        ylabel="",
+    )
     fig.tight_layout()
     plt.show()
-    collapse_table = shown.groupby("method", sort=False).agg(
-        n=("seed", "size"), ari=("ari", "mean"), nmi=("nmi", "mean"), accuracy=("accuracy", "mean"),
-        fewest_components=("n_clusters", "min"), nll=("nll", "mean")).round(3)
+    collapse_table = (
+        shown.groupby("method", sort=False)
+        .agg(
+            n=("seed", "size"),
+            ari=("ari", "mean"),
+            nmi=("nmi", "mean"),
+            accuracy=("accuracy", "mean"),
+            fewest_components=("n_clusters", "min"),
+            nll=("nll", "mean"),
+        )
+        .round(3)
+    )
 else:
-    collapse_table = "no results/embedding/collapse.csv: run `python bench/embedding_collapse.py`"
+    collapse_table = (
+        "no results/embedding/collapse.csv: run `python bench/embedding_collapse.py`"
+    )
 collapse_table
 
 # %% [markdown]
@@ -212,28 +303,55 @@ density_path = results_file("density", "runs.csv", results_dir)
 if density_path is not None:
     density = pd.read_csv(density_path)
     gmm_name = "GMM (n_init=10)"
-    gmm_scores = density[density["setup"] == gmm_name].set_index(["dataset", "seed"])["test loglik"]
-    flows = density[density["setup"] != gmm_name].join(gmm_scores.rename("gmm"), on=["dataset", "seed"])
+    gmm_scores = density[density["setup"] == gmm_name].set_index(["dataset", "seed"])[
+        "test loglik"
+    ]
+    flows = density[density["setup"] != gmm_name].join(
+        gmm_scores.rename("gmm"), on=["dataset", "seed"]
+    )
     flows = flows.assign(gap=(flows["test loglik"] - flows["gmm"]).clip(-2, 2))
     fig, ax = plt.subplots(figsize=(11, 7))
-    sns.stripplot(data=flows, y="dataset", x="gap", hue="setup", dodge=True, jitter=False, ax=ax)
+    sns.stripplot(
+        data=flows, y="dataset", x="gap", hue="setup", dodge=True, jitter=False, ax=ax
+    )
     ax.axvline(0, color="black", linestyle="--", linewidth=1)
-    ax.set(title=f"Held-out log-likelihood minus the GMM's, per seed (n up to {density['seed'].nunique()})",
-           xlabel="test mean log-likelihood - GMM's (nats per point; clipped to ±2)", ylabel="data set")
-    ax.legend(title="nfmix set-up", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    ax.set(
+        title="Held-out log-likelihood minus the GMM's, per seed "
+        f"(n up to {density['seed'].nunique()})",
+        xlabel="test mean log-likelihood - GMM's (nats per point; clipped to ±2)",
+        ylabel="data set",
+    )
+    ax.legend(
+        title="nfmix set-up",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        fontsize="small",
+    )
     fig.tight_layout()
     plt.show()
     tidy = density.rename(columns={"setup": "method", "dataset": "variant"})
     rows = []
     for setup in flows["setup"].unique():
         paired = compare(tidy, setup, gmm_name, metric="test loglik")
-        rows += [{"dataset": row["variant"], "set-up": setup, "n": row["n"],
-                  "loglik - GMM": row[setup] - row[gmm_name], "p": row["p (Wilcoxon)"]}
-                 for _, row in paired.iterrows()]
+        rows += [
+            {
+                "dataset": row["variant"],
+                "set-up": setup,
+                "n": row["n"],
+                "loglik - GMM": row[setup] - row[gmm_name],
+                "p": row["p (Wilcoxon)"],
+            }
+            for _, row in paired.iterrows()
+        ]
     rows = pd.DataFrame(rows)
-    print(f"held-out log-likelihood minus the GMM's, mean over n = {rows['n'].min()} to {rows['n'].max()} seeds "
-          "per cell, and the Wilcoxon p paired by seed")
-    density_table = rows.pivot(index="dataset", columns="set-up", values=["loglik - GMM", "p"]).round(3)
+    print(
+        "held-out log-likelihood minus the GMM's, mean over "
+        f"n = {rows['n'].min()} to {rows['n'].max()} seeds "
+        "per cell, and the Wilcoxon p paired by seed"
+    )
+    density_table = rows.pivot(
+        index="dataset", columns="set-up", values=["loglik - GMM", "p"]
+    ).round(3)
 else:
     density_table = "no results/density/runs.csv: run `python bench/density_study.py`"
 density_table

@@ -47,7 +47,7 @@ MEASURE = """async () => {
   const article = document.querySelector('article') || document.body;
   const copy = article.cloneNode(true);
   copy.querySelectorAll('pre, code, script, .math, .MathJax_Preview').forEach(e => e.remove());
-  // $$, \(, \[, \tag{, \frac, and $x$-like inline math (no space inside either dollar, as dollarmath wants).
+  // $$, \\(, \\[, \tag{, \frac, and $x$-like inline math (no space inside either dollar, as dollarmath wants).
   const tex = /\\$\\$|\\\\\\(|\\\\\\[|\\\\tag\\{|\\\\frac|\\$[^\\s$](?:[^$\\n]{0,80}[^\\s$])?\\$/g;
   const raw = (copy.textContent.match(tex) || []).length;
   return {
@@ -62,8 +62,7 @@ MEASURE = """async () => {
 def image_outputs(notebook):
     """Image outputs in a notebook's JSON: what its page must show as figures."""
     cells = json.loads(notebook.read_text())["cells"]
-    return sum(bool(IMAGE_TYPES & set(out.get("data", {})))
-               for cell in cells for out in cell.get("outputs", []))
+    return sum(bool(IMAGE_TYPES & set(out.get("data", {}))) for cell in cells for out in cell.get("outputs", []))
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -131,20 +130,24 @@ def main():
                 problems.append(f"{figures} figures shown, the notebook has {expected} image outputs")
             if found["math"]:
                 if found["jax"] < found["math"] or found["untypeset"]:
-                    problems.append(f"math not typeset: {found['untypeset']} of {found['math']} formulas "
-                                    f"({found['jax']} typeset by MathJax)")
+                    problems.append(
+                        f"math not typeset: {found['untypeset']} of {found['math']} formulas "
+                        f"({found['jax']} typeset by MathJax)"
+                    )
                 if found["texErrors"]:
                     problems.append(f"{found['texErrors']} TeX errors")
             if found["raw"]:
                 problems.append(f"{found['raw']} pieces of TeX shown as text")
-            sidebar[name] = {url[len(base):] for url in found["nav"] if url.startswith(base)}
+            sidebar[name] = {url[len(base) :] for url in found["nav"] if url.startswith(base)}
 
             totals["images"] += len(found["images"])
             totals["figures"] += figures
             totals["math pages"] += bool(found["math"])
             totals["equations"] += found["jax"]
-            print(f"{'FAIL' if problems else 'ok  '} {name}: {len(found['images'])} images ({figures} figures), "
-                  f"{found['jax']} equations typeset")
+            print(
+                f"{'FAIL' if problems else 'ok  '} {name}: {len(found['images'])} images ({figures} figures), "
+                f"{found['jax']} equations typeset"
+            )
             failures += [f"{name}: {p}" for p in problems]
         browser.close()
     server.shutdown()
@@ -162,9 +165,11 @@ def main():
     failures += [f"{name}: not reached by the sidebar navigation" for name in unreached]
     failures += [f"{name}: the sidebar links to it, but there is no such page" for name in sorted(reached - set(pages))]
     notebooks = sum(p.startswith("notebooks/") for p in pages)
-    print(f"{len(pages)} pages ({notebooks} notebooks), {totals['images']} images ({totals['figures']} output "
-          f"figures) all checked, {totals['equations']} equations typeset on {totals['math pages']} pages, "
-          f"{len(content) - len(unreached)} of {len(content)} pages reached from the sidebar")
+    print(
+        f"{len(pages)} pages ({notebooks} notebooks), {totals['images']} images ({totals['figures']} output "
+        f"figures) all checked, {totals['equations']} equations typeset on {totals['math pages']} pages, "
+        f"{len(content) - len(unreached)} of {len(content)} pages reached from the sidebar"
+    )
     for failure in failures:
         print("FAILED", failure)
     failed = {f.split(":")[0] for f in failures}

@@ -76,7 +76,7 @@ def constraints(path: Path, lowest: bool) -> Path:
     sets = [REPO / "requirements.txt"] + ([REPO / "constraints-lowest.txt"] if lowest else [])
     pins = {}
     for lines in (f.read_text().splitlines() for f in sets):
-        for line in (re.sub(r"\[.*?\]", "", l.split("#")[0]).strip() for l in lines):
+        for line in (re.sub(r"\[.*?\]", "", line_.split("#")[0]).strip() for line_ in lines):
             if line:
                 pins[_name(line)] = line
     path.write_text("\n".join(pins.values()) + "\n")
@@ -85,8 +85,16 @@ def constraints(path: Path, lowest: bool) -> Path:
 
 def build_wheel(work: Path) -> Path:
     """The wheel, built from a copy of what a clone would hold (tracked files and new ones git does not ignore)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            check=True, capture_output=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     source = work / "clone"
     for name in filter(None, listed):
         if (REPO / name).is_file():
@@ -101,8 +109,14 @@ def clean_env(venv: Path, pins: Path) -> dict:
     the kernel finds its spec in the venv, and its ``%pip`` may take nothing but what is installed already."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     path = [p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(REPO))]
-    env.update(PATH=os.pathsep.join([str(venv / "bin")] + path), JUPYTER_PATH=str(venv / "share" / "jupyter"),
-               PIP_CONSTRAINT=str(pins), PIP_NO_INDEX="1", NFMIX_DOWNLOAD="0", TF_CPP_MIN_LOG_LEVEL="2")
+    env.update(
+        PATH=os.pathsep.join([str(venv / "bin")] + path),
+        JUPYTER_PATH=str(venv / "share" / "jupyter"),
+        PIP_CONSTRAINT=str(pins),
+        PIP_NO_INDEX="1",
+        NFMIX_DOWNLOAD="0",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
     return env
 
 
@@ -133,8 +147,24 @@ def run_notebook(name: str, work: Path, wheel: Path, env: dict, parameters: dict
     folder.mkdir()
     nbformat.write(notebook, folder / "input.ipynb")
     out_dir = {"out_dir": str(folder / "out")} if name != "04_results" else {}
-    _run([sys.executable, "-m", "papermill", folder / "input.ipynb", folder / "output.ipynb", "-k", KERNEL,
-          "--cwd", folder, "--no-progress-bar", "-y", json.dumps({**parameters, **out_dir})], env=env, cwd=folder)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            folder / "input.ipynb",
+            folder / "output.ipynb",
+            "-k",
+            KERNEL,
+            "--cwd",
+            folder,
+            "--no-progress-bar",
+            "-y",
+            json.dumps({**parameters, **out_dir}),
+        ],
+        env=env,
+        cwd=folder,
+    )
     text = (folder / "output.ipynb").read_text()
     executed = nbformat.reads(text, as_version=4)
     printed = "".join(o.get("text", "") for o in executed.cells[-1].get("outputs", []))
@@ -164,11 +194,29 @@ def simulate(work: Path, lowest: bool = False, notebooks=None) -> dict:
         times[name] = time.monotonic() - start
     if lowest:  # against the installed package: importlib mode puts nothing of the checkout on sys.path
         start = time.monotonic()
-        _run([venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--import-mode=importlib",
-              REPO / LOWEST_TESTS[0], *LOWEST_TESTS[1:]], env=env, cwd=work)
+        _run(
+            [
+                venv / "bin" / "python",
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--import-mode=importlib",
+                REPO / LOWEST_TESTS[0],
+                *LOWEST_TESTS[1:],
+            ],
+            env=env,
+            cwd=work,
+        )
         times["unit tests"] = time.monotonic() - start
-    versions = subprocess.run([venv / "bin" / "python", "-m", "pip", "list", "--format=freeze"], env=env,
-                              capture_output=True, text=True, check=True).stdout
+    versions = subprocess.run(
+        [venv / "bin" / "python", "-m", "pip", "list", "--format=freeze"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return {"results": results, "times": times, "versions": versions}
 
 

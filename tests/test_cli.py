@@ -43,8 +43,9 @@ def test_an_output_file_that_is_a_folder_is_refused_before_the_fit(tmp_path, cap
 
     monkeypatch.setattr(cli.MAFMixture, "fit", refuse)
     (tmp_path / name).mkdir()
-    assert f"--out: {tmp_path / name} exists and is not a file, so the {name} this writes cannot replace it" \
-        in _error(capsys, "--out", str(tmp_path))
+    assert f"--out: {tmp_path / name} exists and is not a file, so the {name} this writes cannot replace it" in _error(
+        capsys, "--out", str(tmp_path)
+    )
 
 
 def test_the_cli_prints_no_tensorflow_log_and_a_few_progress_lines_into_a_file(tmp_path):
@@ -54,8 +55,13 @@ def test_the_cli_prints_no_tensorflow_log_and_a_few_progress_lines_into_a_file(t
 
     # A user's shell, not the test's: the tests' conftest sets TensorFlow's log level, which a user does not.
     env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
-    done = subprocess.run([sys.executable, "-m", "nfmix", "--epochs", "30", "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=600, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "nfmix", "--epochs", "30", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     for noise in ("absl", "E0000", "I0000", "cuInit", "cuda"):
         assert noise not in done.stderr, done.stderr

@@ -12,8 +12,16 @@ import zipfile
 import pytest
 
 import nfmix
-from nfmix.notebooks import (NOTEBOOKS, address_problems, generate_baselines, install_command, project_address,
-                             sources, sync_pairs, write_addresses)
+from nfmix.notebooks import (
+    NOTEBOOKS,
+    address_problems,
+    generate_baselines,
+    install_command,
+    project_address,
+    sources,
+    sync_pairs,
+    write_addresses,
+)
 
 REPO = NOTEBOOKS.parent
 
@@ -37,7 +45,7 @@ def test_a_fork_changes_pyproject_and_make_notebooks_points_every_notebook_at_it
     sync_pairs(folder)
     generate_baselines(folder)
     assert address_problems(folder) == []
-    assert 'git+https://github.com/someone/nfmix-fork@v' in (folder / "baselines" / "digits.ipynb").read_text()
+    assert "git+https://github.com/someone/nfmix-fork@v" in (folder / "baselines" / "digits.ipynb").read_text()
 
 
 def test_the_repository_address_is_written_only_in_pyproject_and_generated_places():
@@ -47,8 +55,16 @@ def test_the_repository_address_is_written_only_in_pyproject_and_generated_place
     url, _ = project_address()
     owner_and_name = url.split("://", 1)[1].split("/", 1)[1]
     address = re.compile(r"github(?:usercontent)?(?:\.com)?/" + re.escape(owner_and_name) + r"\b", re.I)
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            check=True, capture_output=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     found = set()
     for name in filter(None, listed):
         try:
@@ -83,6 +99,9 @@ def test_colab_simulation_runs_every_notebook_from_the_installed_wheel_alone(tmp
     assert rows and int(rows.group(1)) > 100, "04_results did not read the tables shipped in the wheel"
     wheel = next((tmp_path / "dist").glob("*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert {"nfmix/datafiles/smile.csv", "nfmix/resultfiles/toy/runs.csv", "nfmix/resultfiles/images/summary.md"} \
-        <= set(names) and not any(n.endswith((".png", ".gif")) for n in names)
+    assert {
+        "nfmix/datafiles/smile.csv",
+        "nfmix/resultfiles/toy/runs.csv",
+        "nfmix/resultfiles/images/summary.md",
+    } <= set(names) and not any(n.endswith((".png", ".gif")) for n in names)
     shutil.rmtree(tmp_path / "venv")  # 2 GB; pytest keeps the last three tmp_path folders

@@ -48,8 +48,9 @@ def test_gradient_ml_inside_the_loop_is_the_plain_chunked_training_bit_for_bit(m
 
 def test_a_diverged_restart_is_rolled_back_and_stopped_inside_the_call(moons):
     with pytest.warns(RuntimeWarning, match="became NaN/inf"):
-        model = MAFMixture(2, n_init=3, algorithm="mle", epochs=200, learning_rate=3.0, check_every=20,
-                           reseed=False, random_state=0).fit(moons)
+        model = MAFMixture(
+            2, n_init=3, algorithm="mle", epochs=200, learning_rate=3.0, check_every=20, reseed=False, random_state=0
+        ).fit(moons)
     history = model.history_
     assert history["diverged"] and history["compiled_calls"] == 1  # no round trip for a rollback
     curves = np.array(history["loss_per_restart"])
@@ -61,8 +62,17 @@ def test_a_diverged_restart_is_rolled_back_and_stopped_inside_the_call(moons):
 
 def test_early_stopping_stops_each_restart_inside_one_call():
     X, _ = load_iris(return_X_y=True)
-    model = MAFMixture(3, base="gmm", hidden_units=(32, 32), n_init=2, algorithm="mle", epochs=3000,
-                       check_every=10, n_iter_no_change=3, random_state=0).fit(X)
+    model = MAFMixture(
+        3,
+        base="gmm",
+        hidden_units=(32, 32),
+        n_init=2,
+        algorithm="mle",
+        epochs=3000,
+        check_every=10,
+        n_iter_no_change=3,
+        random_state=0,
+    ).fit(X)
     assert model.converged_ and model.n_iter_ < 3000
     assert len(model.history_["stopped"]) == 2 and model.history_["compiled_calls"] == 1
 

@@ -9,8 +9,13 @@ from nfmix import dataset_names, load_dataset
 from nfmix.data import check_array
 from nfmix.images import DEBIAN_FASHION_MNIST, load_cifar10, load_fmnist, load_mnist, read_idx, write_idx
 
-TOY_SIZES = {"two_banana": (4000, [2000, 2000]), "smile": (400, [100, 200, 50, 50]), "moons": (1000, [500, 500]),
-             "circles": (1000, [500, 500]), "pinwheel": (2560, [512] * 5)}
+TOY_SIZES = {
+    "two_banana": (4000, [2000, 2000]),
+    "smile": (400, [100, 200, 50, 50]),
+    "moons": (1000, [500, 500]),
+    "circles": (1000, [500, 500]),
+    "pinwheel": (2560, [512] * 5),
+}
 
 
 @pytest.mark.parametrize("name", list(TOY_SIZES))
@@ -60,11 +65,17 @@ def test_pca_larger_than_the_data_allows_is_refused():
         load_dataset("moons", pca=5)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.array([[0.0, np.nan]]), "NaN or inf"), (np.array([[np.inf, 0.0]]), "NaN or inf"),
-    (np.zeros(3), "2D array"), (np.zeros((2, 2, 2)), "2D array"), (np.array([["a", "b"]]), "numeric"),
-    (np.zeros((0, 2)), "empty"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.array([[0.0, np.nan]]), "NaN or inf"),
+        (np.array([[np.inf, 0.0]]), "NaN or inf"),
+        (np.zeros(3), "2D array"),
+        (np.zeros((2, 2, 2)), "2D array"),
+        (np.array([["a", "b"]]), "numeric"),
+        (np.zeros((0, 2)), "empty"),
+    ],
+)
 def test_check_array_names_the_problem(bad, message):
     with pytest.raises(ValueError, match=message):
         check_array(bad)
@@ -102,8 +113,12 @@ def test_idx_reader_rejects_bad_files(tmp_path):
 
 def test_mnist_reads_the_keras_npz_and_mnist5_keeps_digits_0_to_4(tmp_path):
     rng = np.random.RandomState(1)
-    parts = {"x_train": rng.randint(0, 256, (8, 28, 28), dtype=np.uint8), "y_train": np.arange(8) % 10,
-             "x_test": rng.randint(0, 256, (4, 28, 28), dtype=np.uint8), "y_test": np.array([5, 6, 0, 1])}
+    parts = {
+        "x_train": rng.randint(0, 256, (8, 28, 28), dtype=np.uint8),
+        "y_train": np.arange(8) % 10,
+        "x_test": rng.randint(0, 256, (4, 28, 28), dtype=np.uint8),
+        "y_test": np.array([5, 6, 0, 1]),
+    }
     np.savez(tmp_path / "mnist.npz", **parts)
     X, y = load_dataset("mnist", data_dir=tmp_path)
     assert X.shape == (12, 784) and X.max() <= 1.0
@@ -138,8 +153,9 @@ def test_cifar10_reads_the_python_batches_channels_last(tmp_path):
     np.testing.assert_allclose(X[0, :3] * 255, [first[0], first[1024], first[2048]], atol=1e-3)
 
 
-@pytest.mark.parametrize("loader, expected", [(load_mnist, "mnist.npz"), (load_fmnist, "idx3-ubyte"),
-                                              (load_cifar10, "cifar-10-batches-py")])
+@pytest.mark.parametrize(
+    "loader, expected", [(load_mnist, "mnist.npz"), (load_fmnist, "idx3-ubyte"), (load_cifar10, "cifar-10-batches-py")]
+)
 def test_missing_image_files_say_which_and_how_to_get_them(tmp_path, monkeypatch, loader, expected):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
     monkeypatch.setattr("nfmix.images.DEBIAN_FASHION_MNIST", tmp_path / "none")
@@ -181,17 +197,25 @@ def test_check_array_refuses_complex_values_instead_of_dropping_the_imaginary_pa
 def test_idx_images_and_labels_of_different_counts_are_refused(tmp_path):
     images, _ = _fake_idx_set(tmp_path)
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", images[:4])  # 4 images for 6 labels
-    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.gz and .*train-labels-idx1-ubyte.gz do not match: "
-                                         r"images of shape \(4, 28, 28\), labels of shape \(6,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"train-images-idx3-ubyte.gz and .*train-labels-idx1-ubyte.gz do not match: "
+        r"images of shape \(4, 28, 28\), labels of shape \(6,\)",
+    ):
         load_fmnist(data_dir=tmp_path, download=False)
     (tmp_path / "cut").write_bytes(bytes([0, 0, 8, 3, 0, 0]))
     with pytest.raises(ValueError, match="cut: IDX header is truncated"):
         read_idx(tmp_path / "cut")
 
 
-@pytest.mark.parametrize("bad_row, message", [("nan,0.3,1", r"column 0 holds NaN or inf \(first at row 1\)"),
-                                              ("0.5,0.3,1", "column 0 is constant"),
-                                              ("0.1,0.3,nan", "labels .* must be whole numbers; row 1 holds nan")])
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        ("nan,0.3,1", r"column 0 holds NaN or inf \(first at row 1\)"),
+        ("0.5,0.3,1", "column 0 is constant"),
+        ("0.1,0.3,nan", "labels .* must be whole numbers; row 1 holds nan"),
+    ],
+)
 def test_a_broken_smile_csv_is_refused_naming_the_file_and_column(tmp_path, bad_row, message):
     (tmp_path / "smile.csv").write_text(f"0.5,0.0,0\n{bad_row}\n0.5,0.9,1\n")
     with pytest.raises(ValueError, match=f"smile.csv: {message}"):

@@ -29,16 +29,20 @@ def _assert_usable(model, X):
 
 
 def test_a_nan_restart_is_never_kept_as_the_best(moons):
-    model = MAFMixture(2, **{**OLD, "hidden_units": (4,), "epochs": 2, "n_init": 6, "learning_rate": 100.0},
-                       random_state=3)
+    model = MAFMixture(
+        2, **{**OLD, "hidden_units": (4,), "epochs": 2, "n_init": 6, "learning_rate": 100.0}, random_state=3
+    )
     with pytest.warns(RuntimeWarning, match="diverged"):
         model.fit(moons[:300])
     _assert_usable(model, moons[:300])
 
 
 def test_the_kept_weights_are_never_nan_even_when_the_last_update_blew_up(moons):
-    model = MAFMixture(2, **{**OLD, "hidden_units": (4,), "epochs": 5, "n_init": 2, "learning_rate": 10.0,
-                             "batch_size": 32}, random_state=0)
+    model = MAFMixture(
+        2,
+        **{**OLD, "hidden_units": (4,), "epochs": 5, "n_init": 2, "learning_rate": 10.0, "batch_size": 32},
+        random_state=0,
+    )
     with pytest.warns(RuntimeWarning, match="NaN/inf"):
         model.fit(moons)
     _assert_usable(model, moons)
@@ -51,10 +55,13 @@ def test_a_learning_rate_that_is_not_positive_is_refused(moons, learning_rate):
         MAFMixture(2, learning_rate=learning_rate).fit(moons)
 
 
-@pytest.mark.parametrize("settings", [
-    {"learning_rate": 1.0},  # full batch: climbs over the epochs
-    {"learning_rate": 1.0, "batch_size": 32, "epochs": 3},  # blows up within the first epoch
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"learning_rate": 1.0},  # full batch: climbs over the epochs
+        {"learning_rate": 1.0, "batch_size": 32, "epochs": 3},  # blows up within the first epoch
+    ],
+)
 def test_a_loss_that_rises_over_training_is_a_warning(moons, settings):
     model = MAFMixture(2, **{**OLD, "epochs": 300, **settings}, tol=1e-9, random_state=0)
     with pytest.warns(RuntimeWarning, match="rose over training"):
@@ -158,16 +165,19 @@ def test_four_threads_fit_models_of_one_architecture_at_once(moons):
     assert not np.allclose(results[1], results[2])
 
 
-@pytest.mark.parametrize("settings, error, message", [
-    ({"activation": "swish"}, ValueError, "activation must be one of 'tanh'"),
-    ({"activation": None}, ValueError, "activation must be one of"),
-    ({"check_every": -5}, ValueError, "check_every == -5, must be >= 1"),
-    ({"learning_rate": "fast"}, TypeError, "learning_rate must be an instance of"),
-    ({"learning_rate": float("nan")}, ValueError, "learning_rate"),
-    ({"hidden_units": (4, 0)}, ValueError, "hidden_units"),
-    ({"min_weight": 1.5}, ValueError, "min_weight"),
-    ({"reseed": "yes"}, TypeError, "reseed must be True or False"),
-])
+@pytest.mark.parametrize(
+    "settings, error, message",
+    [
+        ({"activation": "swish"}, ValueError, "activation must be one of 'tanh'"),
+        ({"activation": None}, ValueError, "activation must be one of"),
+        ({"check_every": -5}, ValueError, "check_every == -5, must be >= 1"),
+        ({"learning_rate": "fast"}, TypeError, "learning_rate must be an instance of"),
+        ({"learning_rate": float("nan")}, ValueError, "learning_rate"),
+        ({"hidden_units": (4, 0)}, ValueError, "hidden_units"),
+        ({"min_weight": 1.5}, ValueError, "min_weight"),
+        ({"reseed": "yes"}, TypeError, "reseed must be True or False"),
+    ],
+)
 def test_bad_hyperparameters_are_named_before_any_work(moons, settings, error, message):
     with pytest.raises(error, match=message):
         MAFMixture(2, **settings).fit(moons)
@@ -188,8 +198,9 @@ def unshifted(moons):
     return MAFMixture(2, **SMALL_FIT).fit(moons)
 
 
-@pytest.mark.parametrize("shift, scale", [(10.0, 1.0), (0.0, 100.0), (0.0, np.array([1e3, 1e-3])),
-                                          (-1e3, np.array([1e6, 1e-6]))])
+@pytest.mark.parametrize(
+    "shift, scale", [(10.0, 1.0), (0.0, 100.0), (0.0, np.array([1e3, 1e-3])), (-1e3, np.array([1e6, 1e-6]))]
+)
 def test_the_fit_does_not_depend_on_where_the_data_sit_or_their_units(moons, unshifted, shift, scale):
     from sklearn.metrics import adjusted_rand_score
 
@@ -202,8 +213,9 @@ def test_the_fit_does_not_depend_on_where_the_data_sit_or_their_units(moons, uns
     log_det = -np.log(np.broadcast_to(scale, (2,))).sum()
     np.testing.assert_allclose(model.score(moved), unshifted.score(moons) + log_det, rtol=1e-6, atol=1e-5)
     np.testing.assert_allclose(model.lower_bound_, unshifted.lower_bound_ + log_det, rtol=1e-6, atol=1e-5)
-    np.testing.assert_allclose(model.score_samples(moved[:50]), unshifted.score_samples(moons[:50]) + log_det,
-                               rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(
+        model.score_samples(moved[:50]), unshifted.score_samples(moons[:50]) + log_det, rtol=1e-6, atol=1e-5
+    )
     np.testing.assert_allclose(model.data_min_, moved.min(axis=0))
     drawn, labels = model.sample(20, random_state=1)  # the same draws, in the moved data's units
     reference, reference_labels = unshifted.sample(20, random_state=1)
@@ -211,20 +223,38 @@ def test_the_fit_does_not_depend_on_where_the_data_sit_or_their_units(moons, uns
     np.testing.assert_allclose((drawn - shift) / scale, reference, atol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["n_components", "n_init", "n_blocks", "epochs", "batch_size", "m_step_epochs",
-                                  "learning_rate", "base_scale", "verbose", "min_weight", "tol", "check_every",
-                                  "init_epochs"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "n_components",
+        "n_init",
+        "n_blocks",
+        "epochs",
+        "batch_size",
+        "m_step_epochs",
+        "learning_rate",
+        "base_scale",
+        "verbose",
+        "min_weight",
+        "tol",
+        "check_every",
+        "init_epochs",
+    ],
+)
 def test_a_boolean_is_refused_where_a_number_is_meant(moons, name):
     with pytest.raises(TypeError, match=f"{name} must be a number, not a boolean"):
         MAFMixture(**{"n_components": 2, name: True}).fit(moons)
 
 
-@pytest.mark.parametrize("make", [
-    lambda X: X.astype(str),  # unicode digits
-    lambda X: X.astype(str).astype(object),
-    lambda X: __import__("pandas").DataFrame(X.astype(str), columns=["a", "b"]),
-    lambda X: X.astype(str).tolist(),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda X: X.astype(str),  # unicode digits
+        lambda X: X.astype(str).astype(object),
+        lambda X: __import__("pandas").DataFrame(X.astype(str), columns=["a", "b"]),
+        lambda X: X.astype(str).tolist(),
+    ],
+)
 def test_strings_are_refused_even_when_they_spell_numbers(moons, make):
     with pytest.raises(ValueError, match="X holds strings"):
         MAFMixture(2).fit(make(moons))

@@ -36,8 +36,14 @@ def test_the_start_is_a_mixture_of_full_covariance_gaussians_and_its_labels(iris
     for r in range(2):  # the same mixture computed from its means, covariances and weights alone
         whitening = values[spec.slot("whitening")][r].astype(np.float64)
         covariances = np.linalg.inv(np.swapaxes(whitening, -1, -2) @ whitening)
-        expected = np.stack([np.log(np.exp(values[0][r]) / np.exp(values[0][r]).sum())[k]
-                             + multivariate_normal(values[1][r, k], covariances[k]).logpdf(X) for k in range(3)], -1)
+        expected = np.stack(
+            [
+                np.log(np.exp(values[0][r]) / np.exp(values[0][r]).sum())[k]
+                + multivariate_normal(values[1][r, k], covariances[k]).logpdf(X)
+                for k in range(3)
+            ],
+            -1,
+        )
         np.testing.assert_allclose(weighted[:, r], expected, atol=1e-4)
         top_two = np.sort(weighted[:, r], axis=-1)[:, -2:]
         clear = top_two[:, 1] - top_two[:, 0] > 1e-3  # a near-tie may go either way in float32
@@ -68,16 +74,26 @@ def test_a_trainable_gmm_base_and_a_reseed_stay_finite(iris):
 
 def _held_out(X, seed, fraction=0.1):
     rows = np.arange(len(X))
-    train, held_out = train_test_split(rows, test_size=int(np.ceil(fraction * len(X))),
-                                       random_state=np.random.RandomState(seed))
+    train, held_out = train_test_split(
+        rows, test_size=int(np.ceil(fraction * len(X))), random_state=np.random.RandomState(seed)
+    )
     return np.sort(train), np.sort(held_out)
 
 
 def test_early_stopping_keeps_the_best_held_out_weights_and_honours_its_patience(iris):
     X, _ = iris
     patience, every = 3, 10
-    model = MAFMixture(3, base="gmm", hidden_units=(32, 32), n_init=2, algorithm="mle", epochs=3000,
-                       check_every=every, n_iter_no_change=patience, random_state=0).fit(X)
+    model = MAFMixture(
+        3,
+        base="gmm",
+        hidden_units=(32, 32),
+        n_init=2,
+        algorithm="mle",
+        epochs=3000,
+        check_every=every,
+        n_iter_no_change=patience,
+        random_state=0,
+    ).fit(X)
     assert model.n_iter_ < 3000 and model.converged_  # iris is small: the flows overfit, and both restarts stop
     _, held_out = _held_out(X, 0)
     # The kept weights are among those seen on the held-out rows, never below the start, and scored so.
@@ -99,16 +115,26 @@ def test_early_stopping_keeps_the_best_held_out_weights_and_honours_its_patience
 
 def test_early_stopping_ranks_other_bases_by_held_out_likelihood(iris):
     X, _ = iris
-    model = MAFMixture(3, hidden_units=(16,), n_init=3, algorithm="mle", epochs=400, check_every=10,
-                       n_iter_no_change=3, random_state=0).fit(X)
+    model = MAFMixture(
+        3, hidden_units=(16,), n_init=3, algorithm="mle", epochs=400, check_every=10, n_iter_no_change=3, random_state=0
+    ).fit(X)
     curves = np.array(model.history_["validation_loss_per_restart"])
     assert model.best_restart_ == int(np.nanargmin(np.nanmin(curves, axis=0)))
 
 
 def test_early_stopping_never_ends_below_the_start_on_held_out_rows(iris):
     X, _ = iris
-    model = MAFMixture(3, base="gmm", n_init=1, algorithm="mle", epochs=200, learning_rate=0.5,
-                       check_every=10, n_iter_no_change=2, random_state=0)
+    model = MAFMixture(
+        3,
+        base="gmm",
+        n_init=1,
+        algorithm="mle",
+        epochs=200,
+        learning_rate=0.5,
+        check_every=10,
+        n_iter_no_change=2,
+        random_state=0,
+    )
     model.fit(X)  # a step far too large: the held-out likelihood falls
     assert min(model.validation_scores_) < model.validation_scores_[0] <= model.best_validation_score_
     train, _ = _held_out(X, 0)
@@ -117,8 +143,17 @@ def test_early_stopping_never_ends_below_the_start_on_held_out_rows(iris):
 
 def test_with_early_stopping_the_start_is_the_gaussian_mixture_of_every_row(iris):
     X, _ = iris
-    model = MAFMixture(3, base="gmm", n_init=1, algorithm="mle", epochs=200, learning_rate=0.5,
-                       check_every=10, n_iter_no_change=2, random_state=0).fit(X)
+    model = MAFMixture(
+        3,
+        base="gmm",
+        n_init=1,
+        algorithm="mle",
+        epochs=200,
+        learning_rate=0.5,
+        check_every=10,
+        n_iter_no_change=2,
+        random_state=0,
+    ).fit(X)
     assert model.best_validation_score_ == model.validation_scores_[0]  # the flows only lost: the start is kept
     gmm = GaussianMixture(3, n_init=1, random_state=0).fit(X)  # on all 150 rows: the held-out ones only judge
     np.testing.assert_allclose(model.score_samples(X), gmm.score_samples(X), atol=1e-4)
@@ -129,11 +164,21 @@ def test_with_early_stopping_the_start_is_the_gaussian_mixture_of_every_row(iris
 def test_flows_are_kept_only_where_they_clearly_beat_the_gaussian_mixture_on_held_out_rows(iris, name):
     X = iris[0] if name == "iris" else load_dataset("moons")[0]
     k = 3 if name == "iris" else 2
-    model = MAFMixture(k, base="gmm", n_init=2, hidden_units=(32, 32), algorithm="mle", epochs=1500, check_every=10,
-                       n_iter_no_change=5, random_state=0).fit(X)
+    model = MAFMixture(
+        k,
+        base="gmm",
+        n_init=2,
+        hidden_units=(32, 32),
+        algorithm="mle",
+        epochs=1500,
+        check_every=10,
+        n_iter_no_change=5,
+        random_state=0,
+    ).fit(X)
     _, held_out = _held_out(X, 0)
     gain = model.score_samples(X[held_out]) - GaussianMixture(k, n_init=2, random_state=0).fit(X).score_samples(
-        X[held_out])
+        X[held_out]
+    )
     kept_flows = np.abs(gain).max() > 1e-4
     if kept_flows:  # by two standard errors of the per-row gain
         assert gain.mean() > 2 * gain.std() / np.sqrt(len(gain))
@@ -166,13 +211,16 @@ def test_a_gmm_base_counts_its_means_and_covariances_in_the_bic(iris):
     assert np.log(len(X)) * gmm._n_parameters() == pytest.approx(gmm.bic(X) + 2 * gmm.score(X) * len(X))
 
 
-@pytest.mark.parametrize("settings, error, message", [
-    ({"base": "full"}, ValueError, "base must be one of 'diag', 'gmm'"),
-    ({"n_iter_no_change": 0}, ValueError, "n_iter_no_change == 0, must be >= 1"),
-    ({"n_iter_no_change": True}, TypeError, "n_iter_no_change must be a number, not a boolean"),
-    ({"validation_fraction": 1.0, "n_iter_no_change": 3}, ValueError, "validation_fraction == 1.0"),
-    ({"validation_fraction": 0.95, "n_iter_no_change": 3}, ValueError, "early stopping needs more rows"),
-])
+@pytest.mark.parametrize(
+    "settings, error, message",
+    [
+        ({"base": "full"}, ValueError, "base must be one of 'diag', 'gmm'"),
+        ({"n_iter_no_change": 0}, ValueError, "n_iter_no_change == 0, must be >= 1"),
+        ({"n_iter_no_change": True}, TypeError, "n_iter_no_change must be a number, not a boolean"),
+        ({"validation_fraction": 1.0, "n_iter_no_change": 3}, ValueError, "validation_fraction == 1.0"),
+        ({"validation_fraction": 0.95, "n_iter_no_change": 3}, ValueError, "early stopping needs more rows"),
+    ],
+)
 def test_bad_base_or_early_stopping_settings_are_named(iris, settings, error, message):
     with pytest.raises(error, match=message):
         MAFMixture(3, **settings).fit(iris[0][:30])
@@ -191,8 +239,19 @@ def test_the_best_held_out_weights_are_kept_whole_through_a_reseed(base, algorit
     # A re-seed moves a component's untrained base; the weights put back must include the base of their moment.
     rng = np.random.RandomState(1)
     X = np.vstack([rng.normal([0, 0], 0.3, (270, 2)), rng.normal([3, 3], 0.3, (30, 2))])
-    model = MAFMixture(2, base=base, hidden_units=(8,), n_init=1, algorithm=algorithm, epochs=60, check_every=5,
-                       n_iter_no_change=2, min_weight=0.3, jit_compile=False, random_state=0)
+    model = MAFMixture(
+        2,
+        base=base,
+        hidden_units=(8,),
+        n_init=1,
+        algorithm=algorithm,
+        epochs=60,
+        check_every=5,
+        n_iter_no_change=2,
+        min_weight=0.3,
+        jit_compile=False,
+        random_state=0,
+    )
     model.fit(X)
     assert model.history_["reseeds"]
     train, held_out = _held_out(X, 0)

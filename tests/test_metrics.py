@@ -37,10 +37,10 @@ def _brute_force_accuracy(y_true, y_pred):
     # every one-to-one map of clusters onto labels (or of labels onto clusters when there are fewer clusters)
     if len(clusters) <= len(labels):
         for image in itertools.permutations(labels, len(clusters)):
-            best = max(best, sum(((y_pred == c) & (y_true == l)).sum() for c, l in zip(clusters, image)))
+            best = max(best, sum(((y_pred == c) & (y_true == t)).sum() for c, t in zip(clusters, image)))
     else:
         for image in itertools.permutations(clusters, len(labels)):
-            best = max(best, sum(((y_pred == c) & (y_true == l)).sum() for l, c in zip(labels, image)))
+            best = max(best, sum(((y_pred == c) & (y_true == t)).sum() for t, c in zip(labels, image)))
     return best / len(y_true)
 
 
@@ -82,9 +82,10 @@ def test_unknown_baseline_is_refused():
 
 
 def test_graph_baselines_follow_the_moons_better_than_kmeans():
+    from sklearn.metrics import adjusted_rand_score
+
     from nfmix.baselines import GRAPH_BASELINES
     from nfmix.data import load_dataset
-    from sklearn.metrics import adjusted_rand_score
 
     X, y = load_dataset("moons")
     labels, rows = run_baselines(X, y, seed=0, methods=GRAPH_BASELINES)

@@ -11,9 +11,9 @@ from sklearn.metrics import adjusted_rand_score
 
 from nfmix import MAFMixture, load_dataset
 from nfmix._tf import tf
+from nfmix.inference import CompiledDensity
 from nfmix.presets import NFMIX_2D
 from nfmix.reference import mixture_like
-from nfmix.inference import CompiledDensity
 from nfmix.train import CompiledLoop
 
 SMALL = dict(hidden_units=(8,), n_init=2, epochs=40, check_every=20, learning_rate=1e-2, algorithm="mle")
@@ -27,8 +27,17 @@ def moons():
 @pytest.fixture(scope="module")
 def fitted(moons):
     X, _ = moons
-    return MAFMixture(2, hidden_units=(8, 8), n_blocks=2, n_init=3, epochs=60, learning_rate=1e-2,
-                      algorithm="mle", check_every=20, random_state=0).fit(X)
+    return MAFMixture(
+        2,
+        hidden_units=(8, 8),
+        n_blocks=2,
+        n_init=3,
+        epochs=60,
+        learning_rate=1e-2,
+        algorithm="mle",
+        check_every=20,
+        random_state=0,
+    ).fit(X)
 
 
 def test_density_integrates_to_one(fitted):
@@ -86,8 +95,13 @@ def test_save_and_load_round_trip_every_fitted_attribute_and_parameter_type(fitt
 
 def test_save_keeps_numpy_and_random_state_parameters(moons, tmp_path):
     X, _ = moons
-    model = MAFMixture(2, random_state=np.int64(0), n_init=np.int64(1), learning_rate=np.float32(0.01), **{
-        k: v for k, v in SMALL.items() if k not in ("n_init", "learning_rate")}).fit(X)
+    model = MAFMixture(
+        2,
+        random_state=np.int64(0),
+        n_init=np.int64(1),
+        learning_rate=np.float32(0.01),
+        **{k: v for k, v in SMALL.items() if k not in ("n_init", "learning_rate")},
+    ).fit(X)
     model.save(tmp_path / "a")
     assert MAFMixture.load(tmp_path / "a").get_params() == model.get_params()
     model.set_params(random_state=np.random.RandomState(3)).save(tmp_path / "b")
@@ -126,13 +140,18 @@ def _arrays_file(folder):
     return folder / json.loads((folder / "config.json").read_text())["arrays"]
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda folder: (folder / "config.json").write_text('{"format": "nfmix.MAFM'), "not valid JSON"),
-    (lambda folder: _arrays_file(folder).write_bytes(b"PK\x03\x04 truncated"), r"arrays-\w+\.npz cannot be read"),
-    (lambda folder: _arrays_file(folder).unlink(), r"arrays-\w+\.npz not found"),
-    (lambda folder: (folder / "config.json").write_text('{"format": "nfmix.MAFMixture", "format_version": 99}'),
-     "format version 99"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda folder: (folder / "config.json").write_text('{"format": "nfmix.MAFM'), "not valid JSON"),
+        (lambda folder: _arrays_file(folder).write_bytes(b"PK\x03\x04 truncated"), r"arrays-\w+\.npz cannot be read"),
+        (lambda folder: _arrays_file(folder).unlink(), r"arrays-\w+\.npz not found"),
+        (
+            lambda folder: (folder / "config.json").write_text('{"format": "nfmix.MAFMixture", "format_version": 99}'),
+            "format version 99",
+        ),
+    ],
+)
 def test_a_corrupt_saved_model_names_the_file_and_the_problem(fitted, tmp_path, damage, message):
     fitted.save(tmp_path / "model")
     damage(tmp_path / "model")
@@ -181,8 +200,12 @@ def test_one_trace_per_configuration_whatever_the_data_size_chunk_length_or_rest
         MAFMixture(2, **{**settings, "batch_size": 256, "epochs": 2}, random_state=0).fit(X[:rows])
     loops = {key[1]: loop for key, loop in CompiledLoop._cache.items() if key[0].hidden_units == (5,)}
     assert sorted(loops) == [256, 4000]  # the batch size is part of the configuration
-    assert loops[4000].tracing_counts() == {("checks", "mle", True, False): 1, ("checks", "em_hard", True, False): 1,
-                                            ("epochs", False, True): 1, ("epochs", True, True): 1}
+    assert loops[4000].tracing_counts() == {
+        ("checks", "mle", True, False): 1,
+        ("checks", "em_hard", True, False): 1,
+        ("epochs", False, True): 1,
+        ("epochs", True, True): 1,
+    }
     assert loops[256].tracing_counts() == {("checks", "mle", False, False): 1, ("epochs", False, False): 1}
     densities = [d for key, d in CompiledDensity._cache.items() if key[0].hidden_units == (5,)]
     assert len(densities) == 1 and densities[0].function.experimental_get_tracing_count() == 1  # n_init=2 and 1
@@ -261,17 +284,19 @@ def test_kmeans_init_puts_bases_on_centroids(moons):
     model = MAFMixture(3, init="kmeans", epochs=1, n_init=1, random_state=0).fit(X)
     locs = model.params_["loc"]
     assert locs.min() >= X.min() - 1e-6 and locs.max() <= X.max() + 1e-6
-    assert len({tuple(np.round(l, 4)) for l in locs}) == 3
+    assert len({tuple(np.round(loc, 4)) for loc in locs}) == 3
 
 
 def _poison(restart, epoch_at):
     """A callback that sets one restart's first kernel to NaN at a given epoch, as a numerical blow-up would."""
+
     def callback(model, epoch):
         if epoch == epoch_at:
             trainer = model._live[0]
             values = trainer.values()
             values[3][restart] = np.nan
             trainer.set_values(values)
+
     return callback
 
 
@@ -323,8 +348,13 @@ def test_bic_and_aic(fitted, moons):
 
 def test_paper_preset_is_one_call():
     model = MAFMixture.paper(2)
-    assert (model.hidden_units, model.activation, model.init, model.epochs, model.learning_rate) == \
-        ((10,), "tanh", "random", 2000, 1e-3)
+    assert (model.hidden_units, model.activation, model.init, model.epochs, model.learning_rate) == (
+        (10,),
+        "tanh",
+        "random",
+        2000,
+        1e-3,
+    )
     assert MAFMixture.paper(10, images=True).hidden_units == (1024,)
 
 
@@ -338,21 +368,24 @@ def test_the_density_preset_is_one_call_and_has_only_its_measured_kind():
         presets.settings("density", "images")
 
 
-@pytest.mark.parametrize("kwargs, data, message", [
-    ({}, np.array([[0.0, np.nan]] * 5), "contains NaN"),
-    ({}, np.array([[0.0, np.inf]] * 5), "contains infinity"),
-    ({}, np.zeros(5), "2D array"),
-    ({"n_components": 3}, np.random.rand(2, 2), "should be >= n_components=3"),
-    ({"n_components": 0}, np.zeros((5, 2)), "n_components"),
-    ({"algorithm": "vi"}, np.zeros((5, 2)), "algorithm"),
-    ({"init": "pca"}, np.zeros((5, 2)), "init"),
-    ({"epochs": 0}, np.zeros((5, 2)), "epochs"),
-    ({"init": np.array([0, 1, 2, 0, 1])}, np.random.rand(5, 2), r"\[0, n_components=2\)"),
-    ({"init": np.array([0.0, 1, 0, 1, 0])}, np.random.rand(5, 2), "integer array"),
-    ({"init": np.array([0, 1, 0, 1])}, np.random.rand(5, 2), "init has 4 labels but X has 5 rows"),
-    ({"init": "random", "init_epochs": 10}, np.random.rand(5, 2), "needs a starting partition"),
-    ({"init_epochs": 3000}, np.random.rand(5, 2), "init_epochs"),
-])
+@pytest.mark.parametrize(
+    "kwargs, data, message",
+    [
+        ({}, np.array([[0.0, np.nan]] * 5), "contains NaN"),
+        ({}, np.array([[0.0, np.inf]] * 5), "contains infinity"),
+        ({}, np.zeros(5), "2D array"),
+        ({"n_components": 3}, np.random.rand(2, 2), "should be >= n_components=3"),
+        ({"n_components": 0}, np.zeros((5, 2)), "n_components"),
+        ({"algorithm": "vi"}, np.zeros((5, 2)), "algorithm"),
+        ({"init": "pca"}, np.zeros((5, 2)), "init"),
+        ({"epochs": 0}, np.zeros((5, 2)), "epochs"),
+        ({"init": np.array([0, 1, 2, 0, 1])}, np.random.rand(5, 2), r"\[0, n_components=2\)"),
+        ({"init": np.array([0.0, 1, 0, 1, 0])}, np.random.rand(5, 2), "integer array"),
+        ({"init": np.array([0, 1, 0, 1])}, np.random.rand(5, 2), "init has 4 labels but X has 5 rows"),
+        ({"init": "random", "init_epochs": 10}, np.random.rand(5, 2), "needs a starting partition"),
+        ({"init_epochs": 3000}, np.random.rand(5, 2), "init_epochs"),
+    ],
+)
 def test_bad_input_is_refused_clearly(kwargs, data, message):
     with pytest.raises(ValueError, match=message):
         MAFMixture(**{"n_components": 2, **kwargs}).fit(data)

@@ -9,8 +9,8 @@ import pandas as pd
 import papermill
 import pytest
 
-from nfmix.images import DEBIAN_FASHION_MNIST
 from nfmix.data import variant_name
+from nfmix.images import DEBIAN_FASHION_MNIST
 from nfmix.notebooks import BASELINE_VARIANTS, NOTEBOOKS, generate_baselines, sources, stale_pairs
 
 NOISE_IN_OUTPUTS = re.compile(r"absl::InitializeLog|cuda_platform|\d+%\|")
@@ -59,9 +59,14 @@ def _execute(name, tmp_path, **parameters):
     out_dir = tmp_path / "out"
     tmp_path.mkdir(parents=True, exist_ok=True)
     notebook = NOTEBOOKS / f"{name}.ipynb"
-    papermill.execute_notebook(notebook, tmp_path / f"{Path(name).name}.ipynb", cwd=str(NOTEBOOKS),
-                               parameters={**parameters, **({"out_dir": str(out_dir)} if "results" not in name else {})},
-                               kernel_name="python3", progress_bar=False)
+    papermill.execute_notebook(
+        notebook,
+        tmp_path / f"{Path(name).name}.ipynb",
+        cwd=str(NOTEBOOKS),
+        parameters={**parameters, **({"out_dir": str(out_dir)} if "results" not in name else {})},
+        kernel_name="python3",
+        progress_bar=False,
+    )
     metrics = out_dir / "metrics.json"
     return json.loads(metrics.read_text()) if metrics.is_file() else []
 
@@ -94,22 +99,29 @@ def test_image_notebook_on_digits(tmp_path):
 @pytest.mark.slow
 @needs_fmnist
 def test_image_notebook_on_real_fashion_mnist_pca(tmp_path):
-    rows = _by_method(_execute("03_images", tmp_path, dataset="fmnist", pca=100, subsample=3000, smoke=True,
-                               baseline_n_init=1))
+    rows = _by_method(
+        _execute("03_images", tmp_path, dataset="fmnist", pca=100, subsample=3000, smoke=True, baseline_n_init=1)
+    )
     assert rows["maf_mixture"]["n_clusters"] >= 2 and rows["kmeans"]["ari"] > 0.2
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset, pca", BASELINE_VARIANTS, ids=lambda v: str(v))
-def test_every_generated_baseline_notebook_runs_its_own_dataset_under_an_extra_parameter(tmp_path, monkeypatch,
-                                                                                        dataset, pca):
+def test_every_generated_baseline_notebook_runs_its_own_dataset_under_an_extra_parameter(
+    tmp_path, monkeypatch, dataset, pca
+):
     """papermill's ``-p n_init 1`` must add to the notebook's dataset, never replace it (as an injected cell would)."""
     monkeypatch.setenv("NFMIX_DOWNLOAD", "0")  # MNIST and CIFAR-10 cannot be fetched here: they must fail loudly
     variant = variant_name(dataset, pca)
     out_dir = tmp_path / "out"
     run = lambda: papermill.execute_notebook(  # noqa: E731
-        NOTEBOOKS / "baselines" / f"{variant}.ipynb", tmp_path / f"{variant}.ipynb", cwd=str(NOTEBOOKS),
-        parameters={"n_init": 1, "subsample": 300, "out_dir": str(out_dir)}, kernel_name="python3", progress_bar=False)
+        NOTEBOOKS / "baselines" / f"{variant}.ipynb",
+        tmp_path / f"{variant}.ipynb",
+        cwd=str(NOTEBOOKS),
+        parameters={"n_init": 1, "subsample": 300, "out_dir": str(out_dir)},
+        kernel_name="python3",
+        progress_bar=False,
+    )
     available = dataset == "digits" or (dataset == "fmnist" and DEBIAN_FASHION_MNIST.is_dir())
     if not available:
         with pytest.raises(papermill.PapermillExecutionError, match=dataset):
@@ -135,9 +147,14 @@ def test_results_notebook_renders_a_sweep_table(tmp_path):
     sweep_dir.mkdir(parents=True)
     pd.DataFrame([{"run": "moons-0", **row} for row in rows]).to_csv(sweep_dir / "runs.csv", index=False)
     executed = tmp_path / "04_results.ipynb"
-    papermill.execute_notebook(NOTEBOOKS / "04_results.ipynb", executed, cwd=str(NOTEBOOKS), kernel_name="python3",
-                               parameters={"results_dir": str(tmp_path / "results"), "sweeps": "toy"},
-                               progress_bar=False)
+    papermill.execute_notebook(
+        NOTEBOOKS / "04_results.ipynb",
+        executed,
+        cwd=str(NOTEBOOKS),
+        kernel_name="python3",
+        parameters={"results_dir": str(tmp_path / "results"), "sweeps": "toy"},
+        progress_bar=False,
+    )
     text = executed.read_text()
     assert "maf_mixture (nfmix)" in text and "moons" in text
 
@@ -148,4 +165,6 @@ def test_embedding_notebook_on_digits(tmp_path, monkeypatch):
     monkeypatch.setenv("NFMIX_CACHE", str(tmp_path / "cache"))  # papermill's kernel inherits it
     rows = _by_method(_execute("06_embedding", tmp_path, dataset="digits", smoke=True))
     assert rows["kmeans"]["ari"] > 0.5 and rows["maf_mixture"]["n_clusters"] >= 2
-    assert {"embedding_clusters.png", "flow_density.png", "contingency.png"} <= {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"embedding_clusters.png", "flow_density.png", "contingency.png"} <= {
+        p.name for p in (tmp_path / "out").iterdir()
+    }

@@ -52,8 +52,7 @@ def to_format_1(folder):
         arrays = {name: stored[name] for name in stored.files if name not in ("data_min_", "data_range_")}
     (folder / arrays_name(folder)).unlink()
     np.savez(folder / "arrays.npz", **arrays)
-    edit_config(folder, lambda config: [config.pop("arrays"), config.pop("checksum"),
-                                        config.update(format_version=1)])
+    edit_config(folder, lambda config: [config.pop("arrays"), config.pop("checksum"), config.update(format_version=1)])
 
 
 # ------------------------------------------------------------------ 1. an interrupted save
@@ -67,6 +66,7 @@ def test_at_every_step_of_a_re_save_the_folder_holds_the_old_or_the_new_model(ol
             snapshots.append(tmp_path / "snapshots" / str(len(snapshots)))
             shutil.copytree(tmp_path / "model", snapshots[-1])
             return function(*args, **kwargs)
+
         return wrapped
 
     for name in ("fsync", "replace", "unlink"):
@@ -83,7 +83,8 @@ def test_at_every_step_of_a_re_save_the_folder_holds_the_old_or_the_new_model(ol
 
 @pytest.mark.parametrize("failing", ["fsync", "replace"])  # writing the arrays; committing the config
 def test_a_save_killed_before_its_commit_leaves_the_old_model_and_the_next_save_works(
-        old_and_new, tmp_path, monkeypatch, failing):
+    old_and_new, tmp_path, monkeypatch, failing
+):
     old, new = old_and_new
     old.save(tmp_path / "model")
 
@@ -100,8 +101,9 @@ def test_a_save_killed_before_its_commit_leaves_the_old_model_and_the_next_save_
     assert_is(MAFMixture.load(tmp_path / "model"), old)
     new.save(tmp_path / "model")
     assert_is(MAFMixture.load(tmp_path / "model"), new)
-    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == sorted(["config.json",
-                                                                             arrays_name(tmp_path / "model")])
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == sorted(
+        ["config.json", arrays_name(tmp_path / "model")]
+    )
 
 
 def test_a_first_save_killed_before_its_commit_can_be_saved_again(fitted, tmp_path, monkeypatch):
@@ -161,23 +163,36 @@ def test_a_re_save_keeps_the_other_files_in_the_folder(old_and_new, tmp_path):
 
 
 # ------------------------------------------------------------------ 3. edited or inconsistent saves
-@pytest.mark.parametrize("edit, message", [
-    (lambda c: c["fitted"].update(n_features_in_=3), "n_features_in_=3 but the network has 2 input features"),
-    (lambda c: c["fitted"]["spec"].__setitem__("n_features", 3), r"params/loc has shape \(2, 2\), but .* make it \(2, 3\)"),
-    (lambda c: c["fitted"]["spec"].__setitem__("hidden_units", [10, 10]), r"params/made_0/kernel_1 has shape"),
-    (lambda c: c["fitted"]["spec"].__setitem__("n_blocks", 2), r"lack \['params/made_1/bias_0'"),
-    (lambda c: c["params"].update(n_init=3), r"restart_losses_ has shape \(1,\), expected \(3,\)"),
-    (lambda c: c["params"].update(n_components=3), r"n_components=3 \(fitted with 2\)"),
-    (lambda c: c["fitted"]["spec"].__setitem__("base", "gmm"), r"base='diag' \(fitted with 'gmm'\)"),
-    (lambda c: c["fitted"].update(feature_names_in_=["a", "b", "c"]), "feature_names_in_ has 3 names for 2"),
-    (lambda c: c["fitted"]["spec"].__setitem__("activation", "relu"), r"activation='tanh' \(fitted with 'relu'\)"),
-    (lambda c: [c["params"].update(activation="relu"), c["fitted"]["spec"].__setitem__("activation", "relu")],
-     "config.json was changed after saving.*checksum mismatch.*re-save the model from a fit"),
-    (lambda c: [c["params"].update(trainable_base=True), c["fitted"]["spec"].__setitem__("trainable_base", True)],
-     "checksum mismatch"),
-    (lambda c: c["params"].update(tol=0.5), "checksum mismatch"),
-    (lambda c: c.pop("checksum"), "checksum mismatch"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c["fitted"].update(n_features_in_=3), "n_features_in_=3 but the network has 2 input features"),
+        (
+            lambda c: c["fitted"]["spec"].__setitem__("n_features", 3),
+            r"params/loc has shape \(2, 2\), but .* make it \(2, 3\)",
+        ),
+        (lambda c: c["fitted"]["spec"].__setitem__("hidden_units", [10, 10]), r"params/made_0/kernel_1 has shape"),
+        (lambda c: c["fitted"]["spec"].__setitem__("n_blocks", 2), r"lack \['params/made_1/bias_0'"),
+        (lambda c: c["params"].update(n_init=3), r"restart_losses_ has shape \(1,\), expected \(3,\)"),
+        (lambda c: c["params"].update(n_components=3), r"n_components=3 \(fitted with 2\)"),
+        (lambda c: c["fitted"]["spec"].__setitem__("base", "gmm"), r"base='diag' \(fitted with 'gmm'\)"),
+        (lambda c: c["fitted"].update(feature_names_in_=["a", "b", "c"]), "feature_names_in_ has 3 names for 2"),
+        (lambda c: c["fitted"]["spec"].__setitem__("activation", "relu"), r"activation='tanh' \(fitted with 'relu'\)"),
+        (
+            lambda c: [c["params"].update(activation="relu"), c["fitted"]["spec"].__setitem__("activation", "relu")],
+            "config.json was changed after saving.*checksum mismatch.*re-save the model from a fit",
+        ),
+        (
+            lambda c: [
+                c["params"].update(trainable_base=True),
+                c["fitted"]["spec"].__setitem__("trainable_base", True),
+            ],
+            "checksum mismatch",
+        ),
+        (lambda c: c["params"].update(tol=0.5), "checksum mismatch"),
+        (lambda c: c.pop("checksum"), "checksum mismatch"),
+    ],
+)
 def test_an_edited_config_is_refused_naming_the_mismatch(fitted, tmp_path, edit, message):
     fitted.save(tmp_path / "model")
     edit_config(tmp_path / "model", edit)
@@ -197,10 +212,13 @@ def test_edited_arrays_are_refused(fitted, tmp_path):
         MAFMixture.load(tmp_path / "model")
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda file: file.write_bytes(b"PK\x03\x04 truncated"), r"arrays-[0-9a-f]{16}\.npz cannot be read"),
-    (lambda file: file.unlink(), r"arrays-[0-9a-f]{16}\.npz not found: the saved model at .* is incomplete"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda file: file.write_bytes(b"PK\x03\x04 truncated"), r"arrays-[0-9a-f]{16}\.npz cannot be read"),
+        (lambda file: file.unlink(), r"arrays-[0-9a-f]{16}\.npz not found: the saved model at .* is incomplete"),
+    ],
+)
 def test_a_damaged_arrays_file_is_named(fitted, tmp_path, damage, message):
     fitted.save(tmp_path / "model")
     damage(tmp_path / "model" / arrays_name(tmp_path / "model"))

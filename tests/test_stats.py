@@ -27,9 +27,18 @@ def test_summary_counts_each_seed_once_and_compare_pairs_by_seed():
     rows = []
     for seed in range(6):
         for setup in ("paper", "nfmix"):  # each run also scores the same seeded baseline
-            rows.append(dict(dataset="moons", method=f"maf_mixture ({setup})", seed=seed, loss=-seed,
-                             purity=0.9, ari=0.5 + 0.05 * seed + (0.3 if setup == "nfmix" else 0), nmi=0.5,
-                             accuracy=0.9))
+            rows.append(
+                dict(
+                    dataset="moons",
+                    method=f"maf_mixture ({setup})",
+                    seed=seed,
+                    loss=-seed,
+                    purity=0.9,
+                    ari=0.5 + 0.05 * seed + (0.3 if setup == "nfmix" else 0),
+                    nmi=0.5,
+                    accuracy=0.9,
+                )
+            )
             rows.append(dict(dataset="moons", method="gmm", seed=seed, purity=0.8, ari=0.47, nmi=0.4, accuracy=0.8))
     tidy = pd.DataFrame(rows)
     summary = summarise(tidy).set_index("method")
@@ -39,6 +48,8 @@ def test_summary_counts_each_seed_once_and_compare_pairs_by_seed():
     assert test.loc[0, "n"] == 6 and test.loc[0, "p (Wilcoxon)"] < 0.05
     verdict = against_best_baseline(tidy.assign(variant=tidy["dataset"]), "maf_mixture (nfmix)")
     assert verdict.loc[0, "best baseline"] == "gmm" and verdict.loc[0, "verdict"] == "win"
-    tiny_gain = tidy.assign(variant=tidy["dataset"], ari=tidy["ari"].where(tidy["method"] != "maf_mixture (nfmix)",
-                                                                            0.471 + 0.0001 * tidy["seed"]))
+    tiny_gain = tidy.assign(
+        variant=tidy["dataset"],
+        ari=tidy["ari"].where(tidy["method"] != "maf_mixture (nfmix)", 0.471 + 0.0001 * tidy["seed"]),
+    )
     assert against_best_baseline(tiny_gain, "maf_mixture (nfmix)").loc[0, "verdict"] == "tie"

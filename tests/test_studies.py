@@ -25,10 +25,11 @@ def test_a_reopened_table_knows_its_finished_runs_and_stamps_each_row(tmp_path):
 
 def test_the_summary_pairs_by_seed_and_ranks_a_missing_score_as_the_worst():
     seeds = range(6)
-    done = pd.DataFrame([{"dataset": "d", "seed": s, "setup": "base", "ari": 0.5} for s in seeds]
-                        + [{"dataset": "d", "seed": s, "setup": "ours", "ari": 0.6 + 0.01 * s} for s in seeds]
-                        + [{"dataset": "d", "seed": s, "setup": "broken", "ari": np.nan if s else 0.9}
-                           for s in seeds])
+    done = pd.DataFrame(
+        [{"dataset": "d", "seed": s, "setup": "base", "ari": 0.5} for s in seeds]
+        + [{"dataset": "d", "seed": s, "setup": "ours", "ari": 0.6 + 0.01 * s} for s in seeds]
+        + [{"dataset": "d", "seed": s, "setup": "broken", "ari": np.nan if s else 0.9} for s in seeds]
+    )
     table = paired_summary(done, "base", {"ari": "ARI"}, versus="B").set_index("set-up")
     assert table.loc["ours", "n"] == 6 and table.loc["ours", "ARI - B"] == "+0.125"
     assert table.loc["ours", "p ARI"] == "0.031"  # higher on all six seeds: 2 / 2**6

@@ -107,8 +107,16 @@ def fake_notebook_runs(monkeypatch):
 
     def execute(notebook, output, parameters, **kwargs):
         executed.append(dict(parameters))
-        row = {"dataset": parameters["dataset"], "seed": parameters["seed"], "method": "maf_mixture (nfmix)",
-               "purity": 1.0, "ari": parameters["snapshot_every"] / 100, "nmi": 1.0, "accuracy": 1.0, "loss": 1.0}
+        row = {
+            "dataset": parameters["dataset"],
+            "seed": parameters["seed"],
+            "method": "maf_mixture (nfmix)",
+            "purity": 1.0,
+            "ari": parameters["snapshot_every"] / 100,
+            "nmi": 1.0,
+            "accuracy": 1.0,
+            "loss": 1.0,
+        }
         record_metrics([row], parameters["out_dir"])
 
     monkeypatch.setattr(papermill, "execute_notebook", execute)
@@ -116,7 +124,8 @@ def fake_notebook_runs(monkeypatch):
 
 
 def test_a_changed_parameter_reruns_a_finished_run_and_never_summarises_the_stale_result(
-        tmp_path, fake_notebook_runs, capsys):
+    tmp_path, fake_notebook_runs, capsys
+):
     path, results = tmp_path / "one.yaml", tmp_path / "results"
     path.write_text(SMALL.replace("[moons, circles]", "[moons]").replace("[0, 1]", "[0]"))
     assert run_sweep(path, results, overrides={"snapshot_every": 30})["ran"] == 1
@@ -154,8 +163,11 @@ def test_a_value_of_the_wrong_type_stops_the_sweep_before_any_run(tmp_path, fake
     path.write_text(SMALL + "      learning_rate: 1\n")  # an int where a float is declared is fine
     run_sweep(path, tmp_path / "ok", dry_run=True)
     path.write_text(SMALL + "      epochs: six\n")
-    with pytest.raises(ValueError, match=r"run 02_toy_2d__dataset=moons__seed=0: parameter epochs='six' is str, "
-                                         r"but 02_toy_2d.ipynb expects int"):
+    with pytest.raises(
+        ValueError,
+        match=r"run 02_toy_2d__dataset=moons__seed=0: parameter epochs='six' is str, "
+        r"but 02_toy_2d.ipynb expects int",
+    ):
         run_sweep(path, tmp_path / "results")
     with pytest.raises(ValueError, match="parameter smoke=1 is int, but 02_toy_2d.ipynb expects bool"):
         run_sweep(path, tmp_path / "results", overrides={"epochs": 6, "smoke": 1})
@@ -173,12 +185,25 @@ def test_only_runs_the_matching_runs_and_archived_rows_stand_in_for_the_rest(tmp
     path, results = tmp_path / "two.yaml", tmp_path / "results"
     path.write_text(SMALL.replace("[moons, circles]", "[moons]"))
     ids = [run["id"] for run in plan(load_sweep(path), results)]
-    archived = [{"run": run_id, "nfmix": "0.0.1", "dataset": "moons", "seed": seed, "method": "maf_mixture (nfmix)",
-                 "ari": 0.9, "purity": 1.0, "nmi": 1.0, "accuracy": 1.0, "loss": 1.0}
-                for seed, run_id in enumerate(ids)]
+    archived = [
+        {
+            "run": run_id,
+            "nfmix": "0.0.1",
+            "dataset": "moons",
+            "seed": seed,
+            "method": "maf_mixture (nfmix)",
+            "ari": 0.9,
+            "purity": 1.0,
+            "nmi": 1.0,
+            "accuracy": 1.0,
+            "loss": 1.0,
+        }
+        for seed, run_id in enumerate(ids)
+    ]
     (results / "small").mkdir(parents=True)
     pd.DataFrame(archived + [{**archived[0], "run": "a run no longer planned"}]).to_csv(
-        results / "small" / "archive.csv", index=False)
+        results / "small" / "archive.csv", index=False
+    )
     assert run_sweep(path, results, only="seed=1$")["ran"] == 1
     assert [p["seed"] for p in fake_notebook_runs] == [1]
     tidy = pd.read_csv(results / "small" / "runs.csv").sort_values("seed")

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_sweep import SMALL, fake_notebook_runs  # noqa: F401 - a fixture
 
 from nfmix import presets, sweep
 from nfmix.records import record_metrics
 from nfmix.sweep import ACCEPTED_LOG, LOCK_FILE, SweepError, execute_run, inspect, load_sweep, main, plan, run_sweep
-
-from test_sweep import SMALL, fake_notebook_runs  # noqa: F401 - a fixture
 
 TWO_SEEDS = SMALL.replace("[moons, circles]", "[moons]")  # 02_toy_2d, moons, seeds 0 and 1
 
@@ -75,13 +74,21 @@ def test_a_run_json_from_before_the_hashes_is_stale_and_says_so(finished):
 def test_accept_code_change_keeps_code_only_stale_runs_and_logs_it(finished, monkeypatch, capsys):
     path, results, (seed0, seed1) = finished
     recorded = Path(seed1["out_dir"]) / "run.json"  # seed 1 was also made with another parameter
-    recorded.write_text(json.dumps({**json.loads(recorded.read_text()),
-                                    "parameters": {**seed1["identity"]["parameters"], "snapshot_every": 30}}))
+    recorded.write_text(
+        json.dumps(
+            {
+                **json.loads(recorded.read_text()),
+                "parameters": {**seed1["identity"]["parameters"], "snapshot_every": 30},
+            }
+        )
+    )
     _edit_source(monkeypatch, "model.py")
     assert main([str(path), "--results", str(results), "--accept-code-change", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert f"sweep small: accepted the change to model.py for 1 finished run(s); logged in " \
-           f"{results / 'small' / ACCEPTED_LOG}" in out
+    assert (
+        f"sweep small: accepted the change to model.py for 1 finished run(s); logged in "
+        f"{results / 'small' / ACCEPTED_LOG}" in out
+    )
     assert "(1 done, 1 stale, 0 broken, 0 failed, 0 missing)" in out
     seed0, seed1 = _planned(path, results)
     assert inspect(seed0) == ("done", "")
@@ -107,8 +114,11 @@ def test_a_run_another_process_is_running_is_skipped_not_run(tmp_path, fake_note
     Path(run["out_dir"]).mkdir(parents=True)
     with open(Path(run["out_dir"]) / LOCK_FILE, "a") as other:  # as another sweep's process would hold it
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        assert execute_run(run) == {"id": run["id"], "status": "skipped",
-                                    "message": f"run {run['id']} is being run by another process; skipped"}
+        assert execute_run(run) == {
+            "id": run["id"],
+            "status": "skipped",
+            "message": f"run {run['id']} is being run by another process; skipped",
+        }
         outcome = run_sweep(path, results)
         assert outcome["ran"] == 0 and not outcome["failures"] and len(outcome["skipped"]) == 1
     assert not fake_notebook_runs and not (Path(run["out_dir"]) / "run.json").exists()
@@ -120,17 +130,31 @@ def test_a_run_another_process_is_running_is_skipped_not_run(tmp_path, fake_note
 
 
 # ---------------------------------------------------------------------------------------------- 3. unknown keys
-@pytest.mark.parametrize("edit, message", [
-    (("grid:", "grd:"), r"small.yaml, line 5: unknown key 'grd' in experiment 1 \(did you mean 'grid'\?\); "
-                        r"known keys: notebook, grid, parameters"),
-    (("name: small", "name: small\nseeds: 3"), r"line 3: unknown key 'seeds' at the top level; "
-                                               r"known keys: name, description, experiments"),
-    (("experiments:", "experiment:"), r"line 3: unknown key 'experiment' at the top level \(did you mean "),
-    (("      smoke: true", "      smoke: true\n      smoke: false"), r"line 10: key 'smoke' appears twice in "
-                                                                   r"experiment 1's parameters"),
-    (("    grid:\n      dataset: [moons, circles]\n      seed: [0, 1]", "    grid:"),
-     r"experiment 1's 'grid' must be a mapping of parameter names"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            ("grid:", "grd:"),
+            r"small.yaml, line 5: unknown key 'grd' in experiment 1 \(did you mean 'grid'\?\); "
+            r"known keys: notebook, grid, parameters",
+        ),
+        (
+            ("name: small", "name: small\nseeds: 3"),
+            r"line 3: unknown key 'seeds' at the top level; "
+            r"known keys: name, description, experiments",
+        ),
+        (("experiments:", "experiment:"), r"line 3: unknown key 'experiment' at the top level \(did you mean "),
+        (
+            ("      smoke: true", "      smoke: true\n      smoke: false"),
+            r"line 10: key 'smoke' appears twice in "
+            r"experiment 1's parameters",
+        ),
+        (
+            ("    grid:\n      dataset: [moons, circles]\n      seed: [0, 1]", "    grid:"),
+            r"experiment 1's 'grid' must be a mapping of parameter names",
+        ),
+    ],
+)
 def test_an_unknown_or_repeated_key_in_a_sweep_file_is_refused_with_its_line(tmp_path, edit, message):
     path = tmp_path / "small.yaml"
     assert edit[0] in SMALL
@@ -148,10 +172,12 @@ def test_every_shipped_sweep_file_passes_the_key_check():
 def test_broken_run_files_are_reported_rerun_and_never_crash_aggregation(finished, capsys):
     path, results, (seed0, seed1) = finished
     metrics = Path(seed0["out_dir"]) / "metrics.json"
-    cases = [(metrics, "[]", "metrics.json holds no rows"),
-             (metrics, '[{"ari": 0.', "metrics.json is not valid JSON"),
-             (metrics, '{"ari": 1}', "metrics.json holds a JSON dict, not a list"),
-             (Path(seed0["out_dir"]) / "run.json", '{"notebook": "02_t', "run.json is not valid JSON")]
+    cases = [
+        (metrics, "[]", "metrics.json holds no rows"),
+        (metrics, '[{"ari": 0.', "metrics.json is not valid JSON"),
+        (metrics, '{"ari": 1}', "metrics.json holds a JSON dict, not a list"),
+        (Path(seed0["out_dir"]) / "run.json", '{"notebook": "02_t', "run.json is not valid JSON"),
+    ]
     for broken, text, reason in cases:
         good = broken.read_text()
         broken.write_text(text)
@@ -182,14 +208,23 @@ def sweep_file(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--only", "["], "error: --only '[' is not a valid regular expression (unterminated character set"),
-    (["--set", "epochs=["], "error: --set 'epochs=[': the value is not valid YAML (expected the node content"),
-    (["--jobs", "0"], "error: --jobs must be at least 1, got 0"),
-    (["--jobs", "-2"], "error: --jobs must be at least 1, got -2"),
-])
-def test_bad_arguments_are_one_line_errors(sweep_file, tmp_path, capsys, fake_notebook_runs,  # noqa: F811
-                                           arguments, message):
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--only", "["], "error: --only '[' is not a valid regular expression (unterminated character set"),
+        (["--set", "epochs=["], "error: --set 'epochs=[': the value is not valid YAML (expected the node content"),
+        (["--jobs", "0"], "error: --jobs must be at least 1, got 0"),
+        (["--jobs", "-2"], "error: --jobs must be at least 1, got -2"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(
+    sweep_file,
+    tmp_path,
+    capsys,
+    fake_notebook_runs,  # noqa: F811
+    arguments,
+    message,
+):
     with pytest.raises(SystemExit) as exit_:
         main([str(sweep_file), "--results", str(tmp_path / "results"), *arguments])
     assert exit_.value.code == 2
