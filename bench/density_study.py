@@ -31,6 +31,7 @@ from nfmix import MAFMixture, load_dataset
 OUT = Path(__file__).resolve().parent.parent / "results" / "density"
 GMM = "GMM (n_init=10)"
 DIGITS = "digits (dequantised)"
+IMAGE_SETS = ("fmnist PCA-100 (10,000)", "fmnist UMAP-10 (10,000)", "fmnist UMAP-10 (70,000)")
 EARLY = dict(n_iter_no_change=20)  # 20 checks: 100 epochs of hard EM (an E-step every 5) without a better score
 # On top of the constructor's defaults (k-means starts, hard EM, 10 restarts, 2000 epochs); "diag" is them.
 SETUPS = {
@@ -104,7 +105,9 @@ def run(seeds, names, images: bool, table: RunTable, setups) -> None:
                     _fit_and_record(table, name, X, y, seed, setup)
         if images:
             image_data = None
-            for name in ("fmnist PCA-100 (10,000)", "fmnist UMAP-10 (10,000)", "fmnist UMAP-10 (70,000)"):
+            for name in IMAGE_SETS:
+                if names and name not in names:
+                    continue
                 for setup in setups:
                     if table.has(name, seed, setup):
                         continue
@@ -135,7 +138,10 @@ def main(argv=None):
     # Six seeds: the fewest with which a two-sided Wilcoxon test can reach p < 0.05 (all six agreeing: 0.031).
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4, 5])
     parser.add_argument(
-        "--sets", nargs="*", default=[], help=f"only these sets (default: the 11 low-dimensional sets and {DIGITS!r})"
+        "--sets",
+        nargs="*",
+        default=[],
+        help=f"only these sets (default: the 11 low-dimensional sets and {DIGITS!r}; with --images, those too)",
     )
     parser.add_argument("--images", action="store_true", help="add F-MNIST PCA-100 and the UMAP embedding")
     parser.add_argument("--out", type=Path, default=OUT)
