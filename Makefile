@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test notebooks check-notebooks bench clean results
+.PHONY: run test lint notebooks check-notebooks bench clean results
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(STAMP): requirements.txt pyproject.toml
 ## The main job: fit a mixture of flows to the embedded two_banana set; figures + metrics in outputs/main
 run: $(STAMP)
 	$(PY) -m nfmix --dataset two_banana --out outputs/main
+
+## ruff: lint and format check (pyproject.toml; notebooks/ruff.toml holds the notebooks' code cells to 88 columns)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 ## Unit tests, then every notebook smoke-run through papermill (tests/test_notebooks.py)
 test: $(STAMP)
@@ -33,17 +38,20 @@ check-notebooks: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_speed.py
 
-## The held-out density and defaults studies (resumable: a run already in results/ is not redone), then the
-## README's generated tables from results/ (bench/readme_tables.py; tests/test_readme.py checks them)
+## The held-out density and defaults studies (resumable: a run already in results/ is not redone), each study's
+## figure (bench/study_figures.py), then the generated tables of the README and the site's pages from results/
+## (bench/readme_tables.py; tests/test_readme.py checks them)
 results: $(STAMP)
 	$(PY) bench/density_study.py
 	$(PY) bench/defaults_study.py
+	$(PY) bench/study_figures.py
 	$(PY) bench/readme_tables.py
 
 clean:
 	rm -rf $(VENV) outputs
 
 ## The tutorial site from the committed notebooks and their outputs, not re-run (docs/conf.py): build/book/html.
+## results/'s tables and figures go beside the sources (build/book/results), so docs/'s links to ../results work there too.
 ## BOOK_NOTEBOOKS=DIR builds it from other copies laid out as notebooks/ (say, executed ones). `make book-check`
 ## then opens every page in Debian's chromium (apt-get install chromium libjs-mathjax). -W: a Sphinx warning (say, a
 ## notebook linking to a file the site lacks) fails the build.
@@ -56,8 +64,9 @@ $(DOCS_STAMP): requirements-docs.txt $(STAMP)
 	touch $(DOCS_STAMP)
 
 book: $(DOCS_STAMP)
-	rm -rf build/book && mkdir -p build/book/src/notebooks
+	rm -rf build/book && mkdir -p build/book/src/notebooks build/book/results
 	cp -r docs/. build/book/src/ && cp -r $(BOOK_NOTEBOOKS)/. build/book/src/notebooks/
+	cp -r results/. build/book/results/  # beside src, where docs/'s ../results links point
 	$(PY) -m sphinx -b html -q -W --keep-going build/book/src build/book/html
 
 book-check: $(DOCS_STAMP)

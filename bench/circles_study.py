@@ -1,4 +1,4 @@
-"""Why a mixture of flows splits the two circles left and right, measured (README, "The circles question").
+"""Why a mixture of flows splits the two circles left and right, measured (docs/studies/circles.md).
 
 1. Likelihood of each partition. Each flow learns its own part of the data, supervised (one single-flow model per
    part), and the weights are the parts' proportions. The rings are compared with the left/right halves that

@@ -1,14 +1,14 @@
-"""The README's result tables, generated from the committed ``results/*/runs.csv`` (and the performance table
-from ``bench/latest.md``) between markers:
+"""The generated result tables of the README and the site's pages (``PAGES``), from the committed
+``results/*/runs.csv`` (and the performance table from ``bench/latest.md``), between markers:
 
     <!-- results:density -->
     ...the table, written by this script...
     <!-- /results:density -->
 
-    python bench/readme_tables.py           # rewrite README.md's generated tables
-    python bench/readme_tables.py --check   # exit 1, naming the table, when README.md differs from results/
+    python bench/readme_tables.py           # rewrite every page's generated tables
+    python bench/readme_tables.py --check   # exit 1, naming page and table, when one differs from results/
 
-``tests/test_readme.py`` runs the check, so a README number that drifts from its table fails the tests.
+``tests/test_readme.py`` runs the check, so a number that drifts from its table fails the tests.
 """
 
 from __future__ import annotations
@@ -146,23 +146,141 @@ def performance_table() -> str:
     return (ROOT / "bench" / "latest.md").read_text().strip()  # bench/bench_speed.py's last run, as it wrote it
 
 
-TABLES = {"density": density_table, "defaults": defaults_table, "performance": performance_table}
+def _seed_means(frame: pd.DataFrame, keys: dict, metric: str = "ari") -> pd.Series:
+    """Mean of ``metric`` per method over seeds (a seed counted once), for the rows matching ``keys``."""
+    rows = frame.loc[(frame[list(keys)] == pd.Series(keys)).all(axis=1)]
+    return rows.groupby(["method", "seed"])[metric].mean().groupby("method").agg(["mean", "count"])
 
 
-def render(readme: str) -> str:
-    """``readme`` with every generated table replaced by its current contents."""
+def which_table(docs: str = "docs/") -> str:
+    """ "Which clusterer when": one row per kind of data, with the measured numbers behind it and links to the
+    study pages (``docs`` is the path from the page to docs/)."""
+    defaults = pd.read_csv(ROOT / "results" / "defaults" / "runs.csv")
+    ari = defaults.groupby(["dataset", "setup"])["ari"].agg(["mean", "count"])
+    density = gaps(pd.read_csv(ROOT / "results" / "density" / "runs.csv"), "test loglik", "gmm, early stopping")
+    toy = _seed_means(pd.read_csv(ROOT / "results" / "toy" / "runs.csv"), {"dataset": "circles"})
+    embedded = _seed_means(pd.read_csv(ROOT / "results" / "embedding" / "runs.csv"), {"variant": "fmnist_umap10_nn20"})
+
+    def cell(name, setup):
+        return f"{ari.loc[(name, setup), 'mean']:.3f}"
+
+    n_defaults = int(ari["count"].min())
+    below = int((density["gap"] < -0.01).sum())
+    above = int(((density["gap"] > 0) & (density["p"] < 0.05)).sum())
+    flows = "maf_mixture (nfmix)"
+    rows = [
+        (
+            "curved clusters in a few dimensions (moons, smile)",
+            "`MAFMixture(k)` (the defaults)",
+            f"moons ARI {cell('moons', 'defaults')} against the GMM's {cell('moons', GMM)}; smile "
+            f"{cell('smile', 'defaults')} against {cell('smile', GMM)} (n = {n_defaults} seeds; "
+            f"[defaults study]({docs}studies/defaults.md))",
+        ),
+        (
+            "small, nearly Gaussian clusters (iris, breast cancer)",
+            "`GaussianMixture`, or `MAFMixture.density(k)`, which ends as it",
+            f"iris ARI: GMM {cell('iris', GMM)}, `density` {cell('iris', 'gmm, em_hard, early stopping')}, "
+            f"defaults {cell('iris', 'defaults')} (n = {n_defaults}; [defaults study]({docs}studies/defaults.md))",
+        ),
+        (
+            "a density: held-out log-likelihood",
+            "`MAFMixture.density(k)`",
+            f"more than 0.01 nats a point below the GMM on {below} of {len(density)} sets, above it with "
+            f"p < 0.05 on {above} (n = {int(density['n'].min())} seeds; "
+            f"[density study]({docs}studies/density.md))",
+        ),
+        (
+            "clusters defined by connectivity (rings)",
+            "spectral clustering or HDBSCAN",
+            f"circles ARI: spectral {toy.loc['spectral', 'mean']:.3f}, HDBSCAN {toy.loc['hdbscan', 'mean']:.3f}, "
+            f"flows {toy.loc[flows, 'mean']:.3f} (n = {int(toy.loc[flows, 'count'])}; "
+            f"[circles study]({docs}studies/circles.md))",
+        ),
+        (
+            "images",
+            "k-means or a GMM in a UMAP embedding",
+            f"F-MNIST, 10-D UMAP, ARI: k-means {embedded.loc['kmeans', 'mean']:.3f}, GMM "
+            f"{embedded.loc['gmm', 'mean']:.3f}, flows {embedded.loc[flows, 'mean']:.3f} "
+            f"(n = {int(embedded.loc[flows, 'count'])}; [embedding study]({docs}studies/embedding.md))",
+        ),
+    ]
+    return markdown(pd.DataFrame(rows, columns=["your data", "use", "measured (results/)"]))
+
+
+METHOD_NAMES = {
+    "maf_mixture (nfmix)": "flows, nfmix set-up",
+    "maf_mixture (nfmix+em_hard)": "flows, hard EM",
+    "maf_mixture (paper)": "flows, paper",
+    "kmeans": "k-means",
+    "gmm": "GMM",
+    "spectral": "spectral",
+    "ward": "Ward",
+    "hdbscan": "HDBSCAN",
+}
+
+
+def sweep_table(sweep: str, metric: str = "ari") -> str:
+    """A sweep at a glance: the mean ``metric`` over seeds for each data set and method, one number a cell with
+    its n (the full table, with intervals, is ``results/<sweep>/summary.md``)."""
+    from nfmix.sweep import with_variant
+
+    folder = ROOT / "results" / sweep
+    runs = pd.concat([pd.read_csv(path) for path in sorted(folder.glob("*.csv")) if path.stem in ("runs", "archive")])
+    runs = with_variant(runs[runs["method"].isin(METHOD_NAMES)])
+    per_seed = runs.groupby(["variant", "method", "seed"])[metric].mean()
+    cells = per_seed.groupby(["variant", "method"]).agg(["mean", "count"])
+    wide = cells.apply(lambda row: f"{row['mean']:.3f} (n={int(row['count'])})", axis=1).unstack("method")
+    wide = wide[[m for m in METHOD_NAMES if m in wide]].rename(columns=METHOD_NAMES).fillna("not run")
+    means = cells["mean"].unstack("method")
+    tied = means.ge(means.max(axis=1) - 0.0005, axis=0)  # equal at the table's three decimals
+    best = tied.apply(
+        lambda row: "all" if row[means.columns].all() else ", ".join(METHOD_NAMES[m] for m in row.index[row]), axis=1
+    )
+    table = wide.assign(highest=best).reset_index().rename(columns={"variant": "data set", "highest": "highest mean"})
+    return f"{metric.upper()}, mean over n seeds:\n\n" + markdown(table)
+
+
+TABLES = {
+    "density": lambda docs: density_table(),
+    "defaults": lambda docs: defaults_table(),
+    "performance": lambda docs: performance_table(),
+    "which": which_table,
+    "toy": lambda docs: sweep_table("toy"),
+    "images": lambda docs: sweep_table("images"),
+}
+# The files with generated tables, each holding some of TABLES between their markers.
+PAGES = [
+    "README.md",
+    "docs/index.md",
+    "docs/results.md",
+    "docs/studies/density.md",
+    "docs/studies/defaults.md",
+    "docs/performance.md",
+]
+
+
+def render(text: str, page: str = "README.md") -> str:
+    """``text`` (of ``page``, a path from the root) with every generated table it holds replaced by the table's
+    current contents."""
+    docs = "docs/" if not page.startswith("docs/") else "../" * (page.count("/") - 1)
     for name, make in TABLES.items():
         pattern = re.compile(rf"(<!-- results:{name} -->)\n.*?(<!-- /results:{name} -->)", re.S)
-        if not pattern.search(readme):
-            raise ValueError(f"README.md has no <!-- results:{name} --> ... <!-- /results:{name} --> markers")
-        readme = pattern.sub(lambda m: f"{m.group(1)}\n{make()}\n{m.group(2)}", readme)
-    return readme
+        if pattern.search(text):
+            table = make(docs)
+            text = pattern.sub(lambda m: f"{m.group(1)}\n{table}\n{m.group(2)}", text)
+    return text
 
 
-def stale_tables(readme: str) -> list[str]:
-    """The names of the generated tables whose README text differs from ``results/``."""
-    rendered = render(readme)
-    return [name for name in TABLES if _block(readme, name) != _block(rendered, name)]
+def stale_tables(text: str, page: str = "README.md") -> list[str]:
+    """The names of the generated tables whose text in ``page`` differs from ``results/``."""
+    rendered = render(text, page)
+    return [name for name in TABLES if _block(text, name) != _block(rendered, name)]
+
+
+def missing_tables() -> list[str]:
+    """Tables that no page shows: each must appear somewhere, or it is dead code."""
+    texts = [(ROOT / page).read_text() for page in PAGES]
+    return [name for name in TABLES if not any(f"<!-- results:{name} -->" in text for text in texts)]
 
 
 def _block(text: str, name: str) -> str:
@@ -172,23 +290,26 @@ def _block(text: str, name: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only say whether README.md is current")
+    parser.add_argument("--check", action="store_true", help="only say whether the pages are current")
     args = parser.parse_args(argv)
-    path = ROOT / "README.md"
-    readme = path.read_text()
-    if args.check:
-        stale = stale_tables(readme)
-        if stale:
-            print(f"README.md differs from results/ in: {', '.join(stale)}; run python bench/readme_tables.py")
-            return 1
-        print("README.md's generated tables match results/")
-        return 0
-    rendered = render(readme)
-    if rendered == readme:
-        print("README.md's generated tables were already current")
-    else:
-        path.write_text(rendered)
-        print(f"README.md: rewrote {', '.join(stale_tables(readme))}")
+    missing = missing_tables()
+    if missing:
+        print(f"no page has the markers of: {', '.join(missing)}")
+        return 1
+    stale = {}
+    for page in PAGES:
+        path = ROOT / page
+        text = path.read_text()
+        stale[page] = stale_tables(text, page)
+        if stale[page] and not args.check:
+            path.write_text(render(text, page))
+            print(f"{page}: rewrote {', '.join(stale[page])}")
+    if args.check and any(stale.values()):
+        changed = "; ".join(f"{page} ({', '.join(names)})" for page, names in stale.items() if names)
+        print(f"differs from results/: {changed}; run python bench/readme_tables.py")
+        return 1
+    if not any(stale.values()):
+        print("the generated tables were already current: " + ", ".join(PAGES))
     return 0
 
 

@@ -51,6 +51,7 @@ MATHJAX_PARTS = [
 html_theme = "sphinx_book_theme"
 html_title = "nfmix: clustering with mixtures of normalizing flows"
 html_static_path = ["_static"]
+html_css_files = ["nfmix.css"]  # outputs wrap; see the file
 # Without a default, the theme logs a console error on a reader's first visit; figures are drawn on white.
 html_context = {"default_mode": "light"}
 # The project's one address is pyproject's; conf.py runs from docs/ or from its copy in build/book/src.

@@ -15,19 +15,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+# matplotlib's backend is chosen before pyplot is imported (E402 is off for this file in pyproject.toml)
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from nfmix import (
-    plots,  # noqa: E402
-    presets,  # noqa: E402
-)
-from nfmix._quiet import load_tensorflow_quietly  # noqa: E402
-from nfmix.baselines import run_baselines  # noqa: E402
-from nfmix.data import TOY_DATASETS, load_dataset  # noqa: E402
-from nfmix.metrics import clustering_scores  # noqa: E402
-from nfmix.model import MAFMixture  # noqa: E402
-from nfmix.presets import PRESETS  # noqa: E402
+from nfmix import plots, presets
+from nfmix._quiet import load_tensorflow_quietly
+from nfmix.baselines import run_baselines
+from nfmix.data import TOY_DATASETS, load_dataset
+from nfmix.metrics import clustering_scores
+from nfmix.model import MAFMixture
+from nfmix.presets import PRESETS
 
 
 def _whole_number(least: int):

@@ -21,7 +21,7 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-# The set-up the embedding study measured (README, "Clustering in a UMAP embedding"): PCA-50, then a 10-D UMAP with
+# The set-up the embedding study measured (docs/studies/embedding.md): PCA-50, then a 10-D UMAP with
 # 20 neighbours and min_dist 0 (tight clusters, as N2D uses).
 EMBEDDING_DEFAULTS = dict(pca=50, n_components=10, n_neighbors=20, min_dist=0.0)
 

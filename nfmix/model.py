@@ -39,7 +39,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
     Each component is a diagonal Gaussian pushed through its own ``tfp.bijectors.MaskedAutoregressiveFlow``;
     a point's cluster is its most probable component. The defaults are nfmix's best measured set-up for
-    low-dimensional data (README, "Defaults"); :meth:`paper` gives the published one.
+    low-dimensional data (docs/studies/defaults.md); :meth:`paper` gives the published one.
 
     ``fit`` maps each feature to [0, 1] by its training minimum and range (:mod:`nfmix.scaling`), the scale the
     paper's set-up assumes, so the fitted clusters do not depend on where the data sit or on each feature's

@@ -7,7 +7,7 @@ The committed ``.ipynb`` files carry their outputs, so GitHub (and the tutorial 
 anything) shows every figure. Each notebook runs with its own defaults (no injected parameters, so its cells stay
 those of its ``.py`` source) from a scratch folder, so nothing it writes lands in the repository. Afterwards the
 outputs are tidied: TensorFlow's start-up log lines and progress bars go, and so does papermill's per-cell
-metadata. ``README.md`` records when and at which commit the notebooks were last executed.
+metadata. ``docs/guide/notebooks.md`` records when and at which commit the notebooks were last executed.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-README = NOTEBOOKS.parent / "README.md"
+EXECUTION_PAGE = NOTEBOOKS.parent / "docs" / "guide" / "notebooks.md"
 EXECUTED_MARK = re.compile(r"(<!-- executed -->).*?(<!-- /executed -->)", re.S)
 # Lines that say nothing to a reader: TensorFlow/absl start-up logs and tqdm progress bars.
 NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} \d\d:\d\d:\d\d|.*\d+%\|.*\|)")
@@ -69,8 +69,12 @@ def execute(name: str, timeout: int = 3600) -> Path:
     return path
 
 
-def record_execution(readme: Path = README) -> str:
-    """Write the date and commit of this execution between the README's ``<!-- executed -->`` marks."""
+ENTRY = re.compile(r"`(\w+)` on (\d{4}-\d\d-\d\d) from `([^`]+)`")
+
+
+def record_execution(names: list[str], page: Path = EXECUTION_PAGE) -> str:
+    """Write, between the page's ``<!-- executed -->`` marks, when and at which commit each notebook was last
+    executed: ``names`` get today's date and this commit, the others keep theirs."""
     # "-dirty" when the executed sources were not committed yet (they usually are not: they go in the next commit).
     commit = (
         subprocess.run(
@@ -78,11 +82,15 @@ def record_execution(readme: Path = README) -> str:
         ).stdout.strip()
         or "unknown"
     )
-    note = f"Last executed on {datetime.date.today().isoformat()} from commit `{commit}` by `make notebooks`."
-    text = readme.read_text()
-    if not EXECUTED_MARK.search(text):
-        raise ValueError(f"{readme} has no <!-- executed --> ... <!-- /executed --> marks to write into")
-    readme.write_text(EXECUTED_MARK.sub(lambda m: f"{m.group(1)}{note}{m.group(2)}", text))
+    text = page.read_text()
+    marked = EXECUTED_MARK.search(text)
+    if not marked:
+        raise ValueError(f"{page} has no <!-- executed --> ... <!-- /executed --> marks to write into")
+    runs = {name: (date, at) for name, date, at in ENTRY.findall(marked.group(0))}
+    runs.update({name: (datetime.date.today().isoformat(), commit) for name in names})
+    listed = "; ".join(f"`{name}` on {date} from `{at}`" for name, (date, at) in sorted(runs.items()))
+    note = f"Last executed by `make notebooks`: {listed}."
+    page.write_text(EXECUTED_MARK.sub(lambda m: f"{m.group(1)}{note}{m.group(2)}", text))
     return note
 
 
@@ -95,7 +103,7 @@ def main(argv=None) -> int:
         print(f"executing {name} ...", flush=True)
         path = execute(name)
         print(f"  {path}: {path.stat().st_size / 1e6:.2f} MB")
-    print(record_execution())
+    print(record_execution(names))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Named training set-ups: the paper's, and nfmix's own (chosen from measurements; see README's results).
+"""Named training set-ups: the paper's, and nfmix's own (chosen from measurements; see docs/studies/).
 
 ``PRESETS[name][kind]`` ("2d", "images", "embedding") are keyword arguments for :class:`nfmix.MAFMixture`:
 "paper" and "nfmix" (the clusters' best) have every kind, "density" (the held-out likelihood's best) has "2d".
@@ -34,7 +34,7 @@ NFMIX_2D = dict(PAPER_2D, n_init=10, init="kmeans", learning_rate=1e-2, algorith
 NFMIX_IMAGES = dict(PAPER_IMAGES, n_init=3, init="kmeans", reseed=True)
 
 # A UMAP embedding of images (nfmix.embedding, notebook 06): the 2D set-up, with 300 epochs (70,000 points give
-# 18 minibatches an epoch). See README, "Clustering in a UMAP embedding", for the collapse study behind it:
+# 18 minibatches an epoch). See docs/studies/embedding.md for the collapse study behind it:
 # there a 75-epoch warm-up on the k-means clusters (init_epochs=75) beat this on all six seeds. It is applied once
 # the results are rerun on the final model (issue: results from one version); a sweep's run identity now holds
 # every preset's contents, so changing one marks the runs it shaped stale.

@@ -22,6 +22,7 @@
 # This notebook reads the tables that batch runs write (`python -m nfmix.sweep sweeps/<name>.yaml` ->
 # `results/<name>/runs.csv`) and shows them as the paper does: mean ± std over initialisations, and the run with
 # the best likelihood. The repository commits the CSVs of its own runs, so this notebook needs no training.
+# The plots come first, then small tables with one number a cell, and the full tables at the end.
 
 # %%
 try:  # Colab installs nfmix; a local checkout has it from `pip install -e .`
@@ -61,26 +62,6 @@ if not runs.empty:
 print(f"{len(runs)} result rows from {runs['run'].nunique() if len(runs) else 0} runs")
 
 # %% [markdown]
-# ## Summary tables
-# Each row gives the mean ± standard deviation over runs (seeds). The "best-likelihood" columns show the
-# metrics of the run whose model had the lowest final loss, which is how one would choose without labels.
-
-# %%
-summary = summarise(runs) if not runs.empty else pd.DataFrame()
-summary
-
-# %% [markdown]
-# ## Which differences are real
-# Each flow set-up against the better of k-means and the GMM on every dataset, paired by seed (the same seed
-# gives both the same data and embedding). The verdict is a win or a loss only where the two-sided Wilcoxon
-# signed-rank test gives p < 0.05 and the means differ by at least 0.01 ARI; otherwise it is a tie. With n = 5
-# pairs or fewer the test cannot reach p < 0.05 at all, so small-n cells are ties by construction.
-
-# %%
-tests = significance(runs) if not runs.empty else pd.DataFrame()
-tests.round(4)
-
-# %% [markdown]
 # ## Mixture of flows against the baselines, per dataset
 # **What to see:** each bar is a method's mean score over seeds, with the standard deviation as error bar.
 # On the 2D sets, look for the flows beating the GMM where clusters are curved (moons, smile, pinwheel; both
@@ -107,6 +88,34 @@ if not runs.empty:
         f"{metric.upper()} by dataset and method (mean ± sd over seeds)", y=1.03
     )
     plt.show()
+
+# %% [markdown]
+# ## At a glance: one number a cell
+# The mean score over seeds of each method on each dataset, with the number of seeds n beside it. The full
+# tables, with standard deviations and 95% intervals, are at the end of this notebook.
+
+# %%
+if not runs.empty:
+    per_seed = runs.groupby(["sweep", "variant", "method", "seed"])[metric].mean()
+    cells = per_seed.groupby(["sweep", "variant", "method"]).agg(["mean", "count"])
+    at_a_glance = cells.apply(
+        lambda row: f"{row['mean']:.3f} (n={int(row['count'])})", axis=1
+    ).unstack("method")
+    at_a_glance = at_a_glance.fillna("not run")
+else:
+    at_a_glance = "no sweep tables to show"
+at_a_glance
+
+# %% [markdown]
+# ## Which differences are real
+# Each flow set-up against the better of k-means and the GMM on every dataset, paired by seed (the same seed
+# gives both the same data and embedding). The verdict is a win or a loss only where the two-sided Wilcoxon
+# signed-rank test gives p < 0.05 and the means differ by at least 0.01 ARI; otherwise it is a tie. With n = 5
+# pairs or fewer the test cannot reach p < 0.05 at all, so small-n cells are ties by construction.
+
+# %%
+tests = significance(runs) if not runs.empty else pd.DataFrame()
+tests.round(4)
 
 # %% [markdown]
 # ## Our baselines beside the published ones
@@ -355,3 +364,12 @@ if density_path is not None:
 else:
     density_table = "no results/density/runs.csv: run `python bench/density_study.py`"
 density_table
+# %% [markdown]
+# ## Full tables
+# Each row gives the mean ± standard deviation over runs (seeds). The "best-likelihood" columns show the
+# metrics of the run whose model had the lowest final loss, which is how one would choose without labels.
+
+# %%
+summary = summarise(runs) if not runs.empty else pd.DataFrame()
+summary
+

@@ -1,6 +1,7 @@
 """Open every page of the built tutorial site in a real browser and check what a reader would see.
 
     python tests/browser_check.py build/book/html        (`make book-check`, after `make book`)
+    python tests/browser_check.py build/book/html --screenshots docs/_static    (also the README's screenshots)
 
 Debian's chromium (apt-get install chromium), driven by Playwright, loads the site from a local HTTP server, and
 every request that leaves that server is blocked: the pages must work offline. For each page it asserts:
@@ -8,6 +9,9 @@ every request that leaves that server is blocked: the pages must work offline. F
 - every <img> decoded (naturalWidth > 0), and a notebook page shows at least as many figures as its notebook has
   image outputs;
 - where the page has math, MathJax typeset every formula, without a TeX error, and no TeX is left as raw text.
+- no code block (``pre``) scrolls sideways at the width of the screenshots (1400 px; scrollWidth > clientWidth);
+- the landing page shows a figure and the quick start's code; each results page shows a plot before its first
+  table.
 Then: the sidebar navigation, followed from the landing page, reaches every page. It prints one line per page,
 a summary, and exits non-zero on any failure. Not a pytest module (it needs a build and a browser): .ci/run runs it.
 """
@@ -21,6 +25,12 @@ import threading
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
+WIDTH = 1400  # the viewport the checks and the screenshots use
+# What a reader must see first: the landing page's picture and code, and each results page's plots first.
+LANDING = "index.html"
+QUICK_START = "MAFMixture(2, random_state=0).fit(X)"
+RESULTS_PAGES = ("results.html", "notebooks/04_results.html")
+SCREENSHOTS = {"index.html": "screenshot-landing.png", "results.html": "screenshot-results.png"}
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/svg+xml"}
 
 # Runs in the page once it has loaded: waits for MathJax (2 or 3) if the page loads it, then measures.
@@ -55,6 +65,17 @@ MEASURE = """async () => {
                             output: !!i.closest('.cell_output, .output')})),
     math: math.length, jax, texErrors, untypeset, raw,
     nav: [...document.querySelectorAll('nav.bd-docs-nav a')].map(a => a.href.split('#')[0]),
+    // Code blocks wider than their box: a reader would scroll sideways (the longest line says which).
+    wide: [...article.querySelectorAll('pre')].filter(p => p.scrollWidth > p.clientWidth + 1)
+      .map(p => p.textContent.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), '').slice(0, 70)),
+    code: [...article.querySelectorAll('pre')].map(p => p.textContent),
+    // Whether the first shown figure (not the Colab badge) comes before the first table.
+    plotFirst: (() => {
+      const figure = [...article.querySelectorAll('img')].find(i => i.naturalWidth > 0 && !/colab/i.test(i.src));
+      const table = article.querySelector('table');
+      if (!figure) return false;
+      return !table || !!(figure.compareDocumentPosition(table) & Node.DOCUMENT_POSITION_FOLLOWING);
+    })(),
   };
 }"""
 
@@ -86,12 +107,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("site", type=Path, help="the built site, e.g. build/book/html")
     parser.add_argument("--sources", type=Path, help="the notebooks it was built from (default: SITE/../src)")
+    parser.add_argument("--screenshots", type=Path, help="also save the landing and results pages here, as PNGs")
     args = parser.parse_args()
     site = args.site.resolve()
     sources = (args.sources or site.parent / "src").resolve()
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html") if "_static" not in p.parts)
     if "index.html" not in pages:
         sys.exit(f"no site in {site}: run `make book` first")
+    missing = [name for name in RESULTS_PAGES if name not in pages]
+    if missing:
+        sys.exit(f"the site has no {', '.join(missing)}: the results checks need them")
     from playwright.sync_api import sync_playwright  # after the usage check: a clear error comes first
 
     server = serve(site)
@@ -99,7 +124,7 @@ def main():
     failures, sidebar, totals = [], {}, {"images": 0, "figures": 0, "math pages": 0, "equations": 0}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context()
+        context = browser.new_context(viewport={"width": WIDTH, "height": 1000})
         blocked = []
 
         def only_local(route):
@@ -119,6 +144,10 @@ def main():
             page.on("response", lambda r: r.status >= 400 and errors.append(f"HTTP {r.status}: {r.url}"))
             page.goto(base + name, wait_until="load")
             found = page.evaluate(MEASURE)
+            if args.screenshots and name in SCREENSHOTS:
+                # The top 1600 px: on the landing page, the figure, the install line and the quick start.
+                clip = {"x": 0, "y": 0, "width": WIDTH, "height": 1600}
+                page.screenshot(path=str(args.screenshots / SCREENSHOTS[name]), full_page=True, clip=clip)
             page.close()
 
             problems = errors + [f"blocked (not local): {url}" for url in blocked]
@@ -138,6 +167,14 @@ def main():
                     problems.append(f"{found['texErrors']} TeX errors")
             if found["raw"]:
                 problems.append(f"{found['raw']} pieces of TeX shown as text")
+            problems += [f"code block scrolls sideways at {WIDTH} px: {line!r}" for line in found["wide"]]
+            if name == LANDING:
+                if not any(i["ok"] and "colab" not in i["src"].lower() for i in found["images"]):
+                    problems.append("the landing page shows no figure")
+                if not any(QUICK_START in code for code in found["code"]):
+                    problems.append(f"the landing page shows no quick start ({QUICK_START!r})")
+            if name in RESULTS_PAGES and not found["plotFirst"]:
+                problems.append("a table comes before the first plot")
             sidebar[name] = {url[len(base) :] for url in found["nav"] if url.startswith(base)}
 
             totals["images"] += len(found["images"])

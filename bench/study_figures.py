@@ -1,0 +1,157 @@
+"""One figure per study, drawn from its committed table into ``results/<study>/figure.png``.
+
+    python bench/study_figures.py            # all five (`make results` runs it)
+    python bench/study_figures.py density    # only some
+
+The site's study pages (docs/studies/) show these figures; each is drawn from the same csv its table comes
+from, so the picture and the numbers cannot disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402 (the backend first)
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+GMM = "GMM (n_init=10)"
+DENSITY_PRESET = "gmm, early stopping"  # MAFMixture.density
+DEFAULTS = "defaults"
+
+
+def _per_seed_gap(runs: pd.DataFrame, metric: str, setups: dict[str, str]) -> pd.DataFrame:
+    """Each set-up's ``metric`` minus the GMM's on the same (dataset, seed): one row per pair."""
+    wide = runs.pivot_table(index=["dataset", "seed"], columns="setup", values=metric, aggfunc="mean")
+    frames = [
+        pd.DataFrame({"gap": wide[setup] - wide[GMM], "set-up": label}).reset_index()
+        for label, setup in setups.items()
+        if setup in wide
+    ]
+    return pd.concat(frames, ignore_index=True).dropna(subset=["gap"])
+
+
+def _n(counts: pd.Series) -> str:
+    """``n = 6`` or ``n = 3 to 6``: the seeds behind each point cloud."""
+    return f"n = {counts.min()}" if counts.min() == counts.max() else f"n = {counts.min()} to {counts.max()}"
+
+
+def _strip(gaps: pd.DataFrame, order, title: str, xlabel: str, symlog: bool = False):
+    figure, ax = plt.subplots(figsize=(9, 0.42 * len(order) + 1.6))
+    sns.stripplot(data=gaps, y="dataset", x="gap", hue="set-up", order=order, dodge=True, jitter=0.15, ax=ax)
+    ax.axvline(0, color="black", lw=1)
+    if symlog:
+        ax.set_xscale("symlog", linthresh=1)
+    ax.set(title=title, xlabel=xlabel, ylabel="data set")
+    ax.legend(title=None, loc="best", fontsize=8)
+    return figure
+
+
+def density() -> plt.Figure:
+    runs = pd.read_csv(RESULTS / "density" / "runs.csv")
+    gaps = _per_seed_gap(
+        runs,
+        "test loglik",
+        {"MAFMixture.density": DENSITY_PRESET, 'defaults (base="diag")': "diag"},
+    )
+    n = gaps.groupby("dataset")["seed"].nunique()
+    return _strip(
+        gaps,
+        list(runs["dataset"].drop_duplicates()),
+        f"Held-out log-likelihood minus the GMM's, one point per seed ({_n(n)})",
+        "nats per test point, minus GaussianMixture(k, n_init=10) (symlog: linear within ±1)",
+        symlog=True,
+    )
+
+
+def defaults() -> plt.Figure:
+    runs = pd.read_csv(RESULTS / "defaults" / "runs.csv")
+    gaps = _per_seed_gap(
+        runs,
+        "ari",
+        {"defaults": DEFAULTS, "MAFMixture.density (gmm, ES)": "gmm, em_hard, early stopping", "paper": "paper"},
+    )
+    n = gaps.groupby("dataset")["seed"].nunique()
+    return _strip(
+        gaps,
+        list(runs["dataset"].drop_duplicates()),
+        f"ARI minus the GMM's on the same seed ({_n(n)} seeds a set)",
+        "ARI minus GaussianMixture(k, n_init=10)'s",
+    )
+
+
+def digits() -> plt.Figure:
+    runs = pd.read_csv(RESULTS / "digits" / "study.csv")
+    order = list(runs.groupby("method", sort=False)["ari"].mean().index)
+    figure, ax = plt.subplots(figsize=(9, 4.5))
+    sns.stripplot(data=runs, y="method", x="ari", order=order, jitter=0.15, ax=ax)
+    kmeans = runs.loc[runs["method"] == "kmeans", "ari"].mean()
+    ax.axvline(kmeans, color="grey", ls="--", lw=1, label=f"k-means mean ({kmeans:.3f})")
+    ax.set(
+        title=f"digits: ARI per seed, one change at a time (n = {runs['seed'].nunique()} seeds)",
+        xlabel="ARI on all 1797 images",
+        ylabel="set-up",
+    )
+    ax.legend(loc="lower left", fontsize=8)
+    return figure
+
+
+def circles() -> plt.Figure:
+    runs = pd.read_csv(RESULTS / "circles" / "circles.csv")
+    parts = runs[runs["study"] == "1 partitions"]
+    figure, ax = plt.subplots(figsize=(9, 4))
+    sns.barplot(data=parts, y="set-up", x="nll", hue="network", ax=ax)
+    ax.set(
+        title=f"circles: mean NLL of each partition (lower is better; n = {parts['seed'].nunique()} seed)",
+        xlabel="mean negative log-likelihood per point (nats)",
+        ylabel="partition",
+    )
+    ax.legend(title="flow network", fontsize=8)
+    return figure
+
+
+def embedding() -> plt.Figure:
+    runs = pd.read_csv(RESULTS / "embedding" / "collapse.csv")
+    order = list(runs.groupby("method", sort=False)["ari"].mean().sort_values(ascending=False).index)
+    figure, ax = plt.subplots(figsize=(9, 5.5))
+    sns.stripplot(data=runs, y="method", x="ari", order=order, jitter=0.15, ax=ax)
+    gmm = runs.loc[runs["method"] == "gmm", "ari"].mean()
+    ax.axvline(gmm, color="grey", ls="--", lw=1, label=f"GMM mean ({gmm:.3f})")
+    ax.set(
+        title=f"F-MNIST 10-D UMAP: ARI on 70,000 images per seed (n = {runs['seed'].nunique()} seeds)",
+        xlabel="ARI",
+        ylabel="set-up (fitted on 10,000 images)",
+    )
+    ax.legend(loc="lower left", fontsize=8)
+    return figure
+
+
+FIGURES = {"density": density, "defaults": defaults, "digits": digits, "circles": circles, "embedding": embedding}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("studies", nargs="*", help=f"some of {', '.join(FIGURES)} (default: all)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.studies) - set(FIGURES))
+    if unknown:
+        parser.error(f"no study named {', '.join(unknown)}; the studies are {', '.join(FIGURES)}")
+    for name in args.studies or FIGURES:
+        figure = FIGURES[name]()
+        figure.tight_layout()
+        path = RESULTS / name / "figure.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        print(f"wrote {path.relative_to(RESULTS.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
