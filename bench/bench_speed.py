@@ -3,7 +3,8 @@
     python bench/bench_speed.py            # everything (about 6 minutes on 2 CPU cores)
     python bench/bench_speed.py --quick    # fewer epochs and batches, no memory run
 
-Prints a Markdown table of the results and writes it to bench/latest.md. It runs unchanged on a GPU.
+Prints a Markdown table of the results and, after a full run (neither --quick nor --skip), writes it to
+bench/latest.md, which the site's performance page shows. It runs unchanged on a GPU.
 """
 
 from __future__ import annotations
@@ -326,7 +327,10 @@ def main() -> None:
         + [f"| {w} | {v} | {t} |" for w, v, t in rows]
     )
     print("\n" + table)
-    (HERE / "latest.md").write_text(table + "\n")
+    if args.quick or args.skip:  # bench/latest.md (the site's performance table) keeps every row of a full run
+        print("\n--quick/--skip: a partial run, so bench/latest.md is left as it was")
+    else:
+        (HERE / "latest.md").write_text(table + "\n")
 
 
 if __name__ == "__main__":

@@ -152,6 +152,12 @@ def _seed_means(frame: pd.DataFrame, keys: dict, metric: str = "ari") -> pd.Seri
     return rows.groupby(["method", "seed"])[metric].mean().groupby("method").agg(["mean", "count"])
 
 
+def _seeds(n: pd.Series) -> str:
+    """``"n = 6 seeds a set"``, or ``"n = 1 to 6 seeds a set"`` when the sets differ."""
+    low, high = int(n.min()), int(n.max())
+    return f"n = {low} seeds a set" if low == high else f"n = {low} to {high} seeds a set"
+
+
 def which_table(docs: str = "docs/") -> str:
     """ "Which clusterer when": one row per kind of data, with the measured numbers behind it and links to the
     study pages (``docs`` is the path from the page to docs/)."""
@@ -186,7 +192,7 @@ def which_table(docs: str = "docs/") -> str:
             "a density: held-out log-likelihood",
             "`MAFMixture.density(k)`",
             f"more than 0.01 nats a point below the GMM on {below} of {len(density)} sets, above it with "
-            f"p < 0.05 on {above} (n = {int(density['n'].min())} seeds; "
+            f"p < 0.05 on {above} ({_seeds(density['n'])}; "
             f"[density study]({docs}studies/density.md))",
         ),
         (
