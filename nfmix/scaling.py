@@ -14,7 +14,9 @@ import dataclasses
 
 import numpy as np
 
-ROWS_PER_BLOCK = 65536  # rescaled in blocks, so a large float32 data set never has a float64 copy
+# Rescaled in float64 blocks of this many values (8 MiB), so a large float32 data set never has a float64 copy:
+# blocks of whole rows were 400 MiB each on raw pixels (784 features).
+VALUES_PER_BLOCK = 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,11 +57,16 @@ class FeatureScaling:
         """``X`` rescaled, as float32 (the flows' arithmetic); float32 data that needs no rescaling is not copied."""
         if self.is_identity and X.dtype == np.float32:
             return X
-        out = np.empty(X.shape, np.float32)
+        from nfmix.images import aligned_empty
+
+        out = aligned_empty(X.shape, np.float32)  # 64-byte aligned: a fit hands it to TensorFlow in place
+        rows = max(1, VALUES_PER_BLOCK // max(1, X.shape[1]))
         with np.errstate(over="ignore"):  # a far row becomes inf, which the caller refuses by name
-            for start in range(0, len(X), ROWS_PER_BLOCK):
-                block = X[start : start + ROWS_PER_BLOCK].astype(np.float64)
-                out[start : start + ROWS_PER_BLOCK] = (block - self.data_min) / self.data_range
+            for start in range(0, len(X), rows):
+                block = X[start : start + rows].astype(np.float64)
+                block -= self.data_min
+                block /= self.data_range
+                out[start : start + rows] = block
         return out
 
     def inverse_transform(self, Z) -> np.ndarray:
