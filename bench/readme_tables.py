@@ -43,7 +43,10 @@ def paired_columns(frame: pd.DataFrame, metric: str, setups: dict[str, str], dig
             pair = by_setup[[setup, GMM]].dropna()
             gap = (pair[setup] - pair[GMM]).mean()
             p = paired_test(pair[setup], pair[GMM]) if len(pair) > 1 else np.nan
-            row[label] = f"{gap:+.{digits}f} (p {p:.2f})" if np.isfinite(p) else f"{gap:+.{digits}f}"
+            said = [f"p {p:.2f}"] if np.isfinite(p) else []
+            if len(pair) != row["n"]:  # fewer seeds than the GMM's n: say how many this cell is over
+                said.append(f"n={len(pair)}")
+            row[label] = f"{gap:+.{digits}f}" + (f" ({', '.join(said)})" if said else "")
         rows.append(row)
     return pd.DataFrame(rows)
 
