@@ -280,9 +280,10 @@ def render(text: str, page: str = "README.md") -> str:
     return text
 
 
-def stale_tables(text: str, page: str = "README.md") -> list[str]:
-    """The names of the generated tables whose text in ``page`` differs from ``results/``."""
-    rendered = render(text, page)
+def stale_tables(text: str, page: str = "README.md", rendered: str | None = None) -> list[str]:
+    """The names of the generated tables whose text in ``page`` differs from ``results/`` (``rendered``: the
+    page's :func:`render`, if the caller has it already)."""
+    rendered = render(text, page) if rendered is None else rendered
     return [name for name in TABLES if _block(text, name) != _block(rendered, name)]
 
 
@@ -309,9 +310,10 @@ def main(argv=None) -> int:
     for page in PAGES:
         path = ROOT / page
         text = path.read_text()
-        stale[page] = stale_tables(text, page)
+        rendered = render(text, page)
+        stale[page] = stale_tables(text, page, rendered)
         if stale[page] and not args.check:
-            path.write_text(render(text, page))
+            path.write_text(rendered)
             print(f"{page}: rewrote {', '.join(stale[page])}")
     if args.check and any(stale.values()):
         changed = "; ".join(f"{page} ({', '.join(names)})" for page, names in stale.items() if names)

@@ -88,20 +88,30 @@ def defaults() -> plt.Figure:
     )
 
 
+def _ari_per_seed(runs: pd.DataFrame, order, reference: str, name: str, height: float, **labels) -> plt.Figure:
+    """Each method's ARI, one point per seed, in ``order``, with a dashed line at ``reference``'s mean."""
+    figure, ax = plt.subplots(figsize=(9, height))
+    sns.stripplot(data=runs, y="method", x="ari", order=order, jitter=0.15, ax=ax)
+    mean = runs.loc[runs["method"] == reference, "ari"].mean()
+    ax.axvline(mean, color="grey", ls="--", lw=1, label=f"{name} mean ({mean:.3f})")
+    ax.set(**labels)
+    ax.legend(loc="lower left", fontsize=8)
+    return figure
+
+
 def digits() -> plt.Figure:
     runs = pd.read_csv(RESULTS / "digits" / "study.csv")
     order = list(runs.groupby("method", sort=False)["ari"].mean().index)
-    figure, ax = plt.subplots(figsize=(9, 4.5))
-    sns.stripplot(data=runs, y="method", x="ari", order=order, jitter=0.15, ax=ax)
-    kmeans = runs.loc[runs["method"] == "kmeans", "ari"].mean()
-    ax.axvline(kmeans, color="grey", ls="--", lw=1, label=f"k-means mean ({kmeans:.3f})")
-    ax.set(
+    return _ari_per_seed(
+        runs,
+        order,
+        "kmeans",
+        "k-means",
+        4.5,
         title=f"digits: ARI per seed, one change at a time (n = {runs['seed'].nunique()} seeds)",
         xlabel="ARI on all 1797 images",
         ylabel="set-up",
     )
-    ax.legend(loc="lower left", fontsize=8)
-    return figure
 
 
 def circles() -> plt.Figure:
@@ -121,17 +131,16 @@ def circles() -> plt.Figure:
 def embedding() -> plt.Figure:
     runs = pd.read_csv(RESULTS / "embedding" / "collapse.csv")
     order = list(runs.groupby("method", sort=False)["ari"].mean().sort_values(ascending=False).index)
-    figure, ax = plt.subplots(figsize=(9, 5.5))
-    sns.stripplot(data=runs, y="method", x="ari", order=order, jitter=0.15, ax=ax)
-    gmm = runs.loc[runs["method"] == "gmm", "ari"].mean()
-    ax.axvline(gmm, color="grey", ls="--", lw=1, label=f"GMM mean ({gmm:.3f})")
-    ax.set(
+    return _ari_per_seed(
+        runs,
+        order,
+        "gmm",
+        "GMM",
+        5.5,
         title=f"F-MNIST 10-D UMAP: ARI on 70,000 images per seed (n = {runs['seed'].nunique()} seeds)",
         xlabel="ARI",
         ylabel="set-up (fitted on 10,000 images)",
     )
-    ax.legend(loc="lower left", fontsize=8)
-    return figure
 
 
 FIGURES = {"density": density, "defaults": defaults, "digits": digits, "circles": circles, "embedding": embedding}

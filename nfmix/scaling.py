@@ -14,6 +14,8 @@ import dataclasses
 
 import numpy as np
 
+from nfmix.images import aligned_empty
+
 # Rescaled in float64 blocks of this many values (8 MiB), so a large float32 data set never has a float64 copy:
 # blocks of whole rows were 400 MiB each on raw pixels (784 features).
 VALUES_PER_BLOCK = 2**20
@@ -57,8 +59,6 @@ class FeatureScaling:
         """``X`` rescaled, as float32 (the flows' arithmetic); float32 data that needs no rescaling is not copied."""
         if self.is_identity and X.dtype == np.float32:
             return X
-        from nfmix.images import aligned_empty
-
         out = aligned_empty(X.shape, np.float32)  # 64-byte aligned: a fit hands it to TensorFlow in place
         rows = max(1, VALUES_PER_BLOCK // max(1, X.shape[1]))
         with np.errstate(over="ignore"):  # a far row becomes inf, which the caller refuses by name
