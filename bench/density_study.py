@@ -36,7 +36,7 @@ EARLY = dict(n_iter_no_change=20)  # 20 checks: 100 epochs of hard EM (an E-step
 # On top of the constructor's defaults (k-means starts, hard EM, 10 restarts, 2000 epochs); "diag" is them.
 SETUPS = {
     "diag": dict(base="diag", n_iter_no_change=None),
-    "diag, early stopping": EARLY,
+    "diag, early stopping": dict(base="diag", **EARLY),
     "gmm": dict(base="gmm", n_iter_no_change=None),
     "gmm, early stopping": dict(base="gmm", **EARLY),
     "gmm, gradient ML, early stopping": dict(base="gmm", algorithm="mle", check_every=10, **EARLY),

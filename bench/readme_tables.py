@@ -111,7 +111,8 @@ def defaults_table() -> str:
         "ari",
         {
             "defaults - GMM": "defaults",
-            "defaults + early stopping - GMM": "em_hard, early stopping",
+            'flows alone (`base="diag"`) - GMM': "diag",
+            "defaults, racing - GMM": "defaults, racing",
             '`base="gmm"`, early stopping - GMM': "gmm, em_hard, early stopping",
             "paper - GMM": "paper",
         },

@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
     print(f"fitting a mixture of {n_clusters} MAFs to {args.dataset} ({X.shape[0]} points), preset {args.preset!r}")
     recorder = plots.DensityRecorder(X, every=max(settings["epochs"] // 20, 1))
     started = time.perf_counter()
-    model = MAFMixture(n_clusters, **settings).fit(X, callback=recorder)
+    model = MAFMixture(n_clusters, **settings).fit(X, callback=recorder, callback_every=recorder.every)
     seconds = time.perf_counter() - started
     labels = model.predict(X)
 

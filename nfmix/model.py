@@ -25,12 +25,16 @@ from nfmix.scaling import FeatureScaling
 ALGORITHMS = ("mle", "em_soft", "em_hard")
 INITS = ("random", "kmeans", "spectral")
 ACTIVATION_NAMES = ("tanh", "relu", "elu", "gelu", "sigmoid")
-BASES = ("diag", "gmm")
+BASES = ("auto", "diag", "gmm")
+# base="auto" weighs the flows against a full-covariance Gaussian mixture up to this many features; beyond it the
+# mixture's D x D covariances cost more than the flows (raw pixels: 784 features, 300,000 parameters a component).
+AUTO_MAX_FEATURES = 100
 MAX_ABS_VALUE = 1e15  # beyond this (in rescaled units), squares in float32 density arithmetic overflow
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 FLOAT_DTYPES = (np.float64, np.float32)  # float32 data stays float32 (no copy); anything else becomes float64
 SPECTRAL_NEIGHBOURS = 10  # scikit-learn's SpectralClustering graph (nfmix.initialise)
 MIN_BASE_SCALE = 1e-18  # its square, ~1e-36, is still a normal float32
+RACE_FRACTION = 0.1  # of the epochs, trained by every restart before only the n_init_kept best go on
 MIN_FLOAT32_STEPS = 1000  # a feature with fewer distinct float32 values across its range has lost its precision
 
 
@@ -82,7 +86,13 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Adam's step size (Keras' betas and epsilon).
     m_step_epochs : int, default=5
         Epochs per M-step for the EM algorithms.
-    base : {"diag", "gmm"}, default="diag"
+    base : {"auto", "diag", "gmm"}, default="auto"
+        "auto": fit the "diag" flows, then keep them or the full-covariance Gaussian mixture that "gmm" starts
+        from (``GaussianMixture(n_components, n_init=n_init, random_state=random_state)``), whichever has the
+        lower AIC on the training data: the flows are kept only where their log-likelihood gain pays for their
+        extra parameters. Kept, the Gaussian mixture is the model exactly (every flow at the identity;
+        ``gaussian_only_`` is True). With more than 100 features, where full covariances are costly, "auto" is
+        "diag".
         "diag": each flow pushes forward a diagonal Gaussian placed by ``init`` (the paper's model). "gmm": each
         component is ``x = mean_k + W_k^-1 MAF_k(z)`` with ``z ~ N(0, I)``, and every restart starts as
         ``GaussianMixture(n_components, covariance_type="full", n_init=n_init, random_state=random_state)``
@@ -152,6 +162,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         (one dict per event, with its epoch); ``"e_steps"``; ``"compiled_calls"``, the fit's calls into its
         compiled loop (one, plus one per re-seed, warm-up or progress-bar step, and one per check with a
         ``callback``); ``"seconds"`` of training.
+    gaussian_only_ : bool
+        True when ``base="auto"`` kept the Gaussian mixture rather than the flows (``history_["aic"]`` gives
+        both criteria); the fitted spec is then that of ``base="gmm"``, with every flow at the identity.
     best_restart_ : int
         Index of the kept restart: the best final training likelihood, or with early stopping the best held-out.
     validation_scores_ : list of float
@@ -189,6 +202,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         n_blocks=1,
         activation="tanh",
         n_init=10,
+        n_init_kept=None,
         init="kmeans",
         init_epochs=None,
         algorithm="em_hard",
@@ -196,7 +210,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         batch_size=4000,
         learning_rate=1e-2,
         m_step_epochs=5,
-        base="diag",
+        base="auto",
         base_scale=0.1,
         trainable_base=False,
         reseed=True,
@@ -214,6 +228,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.n_blocks = n_blocks
         self.activation = activation
         self.n_init = n_init
+        self.n_init_kept = n_init_kept
         self.init = init
         self.init_epochs = init_epochs
         self.algorithm = algorithm
@@ -279,7 +294,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         return cls(n_components, **{**presets.NFMIX_DENSITY, **overrides})
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, callback=None) -> MAFMixture:
+    def fit(self, X, y=None, callback=None, callback_every=None) -> MAFMixture:
         """Fit the mixture to ``X``.
 
         Parameters
@@ -291,6 +306,11 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         callback : callable or None, default=None
             ``callback(model, epoch)`` at every check, with the model set to the currently best restart (its
             ``predict`` and ``score_samples`` work inside the callback), e.g. to draw the density as it trains.
+        callback_every : int or None, default=None
+            Call ``callback`` only at the first check at or after every multiple of this many epochs, and at
+            the end; in between the compiled loop runs on without returning to Python. None: every check
+            (for EM every ``m_step_epochs``, a round trip each). ``nfmix.plots.DensityRecorder(X, every=100)``
+            wants ``callback_every=100``.
 
         Returns
         -------
@@ -300,6 +320,10 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self._validate_hyperparameters()
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be a function callback(model, epoch) or None; got {callback!r}")
+        if callback_every is not None:
+            if isinstance(callback_every, (bool, np.bool_)):
+                raise TypeError(f"callback_every must be a number of epochs, not a boolean; got {callback_every!r}")
+            check_scalar(callback_every, "callback_every", numbers.Integral, min_val=1)
         self.__dict__.pop("_fitted_spec", None)  # a fit that fails leaves the model unfitted, not half-refitted
         X = self._validate_training_data(X)
         scaling = FeatureScaling.fit(X)
@@ -308,13 +332,17 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.data_min_, self.data_range_ = scaling.data_min, scaling.data_range
         X = scaling.transform(X)
         _warn_if_rescaling_lost_precision(X)
-        self._train(X, check_random_state(self.random_state), callback)
+        rng = check_random_state(self.random_state)
+        self._train(X, rng, callback, callback_every)
+        self.gaussian_only_ = False
+        if self.base == "auto" and X.shape[1] <= AUTO_MAX_FEATURES:
+            self._keep_gaussian_mixture_if_better(X, rng)
         # Only now, with the training state released, so that its memory and prediction's do not add up.
         self.labels_ = _responsibilities(self._weighted_log_prob(X)).argmax(axis=1)
         self._warn_about_training()
         return self
 
-    def _train(self, X, rng, callback) -> None:
+    def _train(self, X, rng, callback, callback_every=None) -> None:
         """Train every restart side by side and keep the best (sets the fitted attributes but ``labels_``)."""
         from nfmix.fitting import FitLoop
         from nfmix.flows import MixtureSpec
@@ -328,7 +356,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             int(self.n_blocks),
             self.activation,
             bool(self.trainable_base),
-            self.base,
+            "diag" if self.base == "auto" else self.base,
         )
         rows, held_out = self._split_validation(len(X), rng)
         _check_rows_for_init(self.init, len(rows))  # again: the held-out rows are not there to start from
@@ -337,10 +365,11 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if held_out is not None:
             X, validation = X[rows], X[held_out]
         trainer = Trainer(spec, values, self.learning_rate, int(self.batch_size), bool(self.jit_compile))
-        loop = FitLoop(self._fit_config(len(X), partition is not None), trainer, X, rng, partition, validation)
+        config = self._fit_config(len(X), partition is not None, callback_every)
+        loop = FitLoop(config, trainer, X, rng, partition, validation)
 
         def on_check(restart, epoch):
-            self._live = (trainer, restart)  # predict and score_samples read this restart during the callback
+            self._live = (loop.trainer, restart)  # predict and score_samples read this row of the trainer
             callback(self, epoch)
 
         try:
@@ -348,8 +377,36 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             final_nll = loop.final_losses()
         finally:
             self.__dict__.pop("_live", None)
-        self._keep_best(spec, trainer, final_nll, record)
+        self._keep_best(spec, loop, final_nll, record)
         self._warn_if_no_weight_moved(spec, values, record)
+
+    def _keep_gaussian_mixture_if_better(self, X, rng) -> None:
+        """``base="auto"``: replace the fitted flows by the Gaussian mixture that ``base="gmm"`` starts from (its
+        flows at the identity) if its AIC on the rescaled training rows ``X`` is lower; both are in
+        ``history_["aic"]``."""
+        from nfmix.flows import MixtureSpec
+        from nfmix.inference import CompiledDensity
+
+        flows_spec = self._fitted_spec
+        spec = MixtureSpec(1, *flows_spec.batch_shape[1:], X.shape[1], flows_spec.hidden_units, flows_spec.n_blocks,
+                           flows_spec.activation, flows_spec.trainable_base, "gmm")
+        values, _ = self._start(spec, X, np.arange(len(X)), rng)
+        to_data_units = self._scaling().log_det
+        gaussian = logsumexp(CompiledDensity.evaluate(spec, values, X)[:, 0, :], axis=-1).mean() + to_data_units
+        flows = float(logsumexp(self._weighted_log_prob(X), axis=-1).mean())
+        K, D = spec.n_components, spec.n_features
+        aic = {
+            "flows": 2 * self._n_parameters() - 2 * len(X) * flows,
+            "gaussian mixture": 2 * _gaussian_mixture_parameters(K, D) - 2 * len(X) * float(gaussian),
+        }
+        self.history_["aic"] = aic
+        if not aic["gaussian mixture"] < aic["flows"]:
+            return
+        self.gaussian_only_ = True
+        self.params_ = dict(zip(spec.names(), (np.asarray(v[0]) for v in values)))
+        self._fitted_spec = spec
+        self.weights_ = softmax(self.params_["logits"].astype(np.float64))
+        self.lower_bound_ = float(gaussian)
 
     def _split_validation(self, n_rows: int, rng):
         """``(training rows, held-out rows or None)`` as indices: early stopping's split."""
@@ -382,7 +439,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             return values, (partition[:, rows] if partition is not None else None)
         return initial_state(spec, X[rows], init if isinstance(init, str) else init[rows], float(self.base_scale), rng)
 
-    def _fit_config(self, n_rows: int, has_partition: bool):
+    def _fit_config(self, n_rows: int, has_partition: bool, callback_every: int | None = None):
         """Every setting the fitting loop reads, with its default resolved here, once."""
         from nfmix.fitting import FitConfig
 
@@ -401,6 +458,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             tol=None if self.tol is None else float(self.tol),
             n_iter_no_change=None if self.n_iter_no_change is None else int(self.n_iter_no_change),
             verbose=int(self.verbose),
+            callback_every=None if callback_every is None else int(callback_every),
+            n_init_kept=None if self.n_init_kept is None else int(self.n_init_kept),
+            race_epochs=max(1, int(round(RACE_FRACTION * self.epochs))),
         )
 
     def _warn_if_no_weight_moved(self, spec, start_values, record) -> None:
@@ -448,6 +508,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             _check_number(self, "check_every", integral, min_val=1)
         if self.n_iter_no_change is not None:
             _check_number(self, "n_iter_no_change", integral, min_val=1)
+        if self.n_init_kept is not None:
+            _check_number(self, "n_init_kept", integral, min_val=1)
         _check_number(self, "validation_fraction", real, min_val=0, max_val=1, include_boundaries="neither")
         self._validate_init()
         for name, options in (("algorithm", ALGORITHMS), ("activation", ACTIVATION_NAMES), ("base", BASES)):
@@ -506,10 +568,11 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             raise ValueError("every feature of X is constant: there is no spread to fit a density to")
         return X
 
-    def _keep_best(self, spec, trainer, final_nll, record) -> None:
+    def _keep_best(self, spec, loop, final_nll, record) -> None:
         """Keep the restart with the best final likelihood: first among those that never diverged."""
         diverged = np.isin(np.arange(spec.n_restarts), [e["restart"] for e in record.diverged])
-        finite = np.isfinite(final_nll)
+        finalist = ~np.isin(np.arange(spec.n_restarts), [e["restart"] for e in record.pruned])
+        finite = np.isfinite(final_nll) & finalist  # a restart that lost the race is never the fitted model
         if not finite.any():
             base = (
                 f", or raise base_scale (now {self.base_scale})"
@@ -533,7 +596,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         # The loop's losses are of the rescaled data; the fitted attributes give them in the data's units.
         to_data_units = -self._scaling().log_det
         final_nll = final_nll + to_data_units
-        self.params_ = dict(zip(spec.names(), trainer.restart_values(best)))
+        self.params_ = dict(zip(spec.names(), loop.restart_values(best)))
         self._fitted_spec = spec.with_restarts(1)
         self.weights_ = softmax(self.params_["logits"].astype(np.float64))
         self.best_restart_ = best
@@ -547,6 +610,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             "loss_per_restart": nll.tolist(),
             "reseeds": record.reseeds,
             "diverged": record.diverged,
+            "pruned": record.pruned,
             "e_steps": record.e_steps,
             "compiled_calls": record.compiled_calls,
             "seconds": record.seconds,
@@ -742,6 +806,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         (a GMM base's means and covariances always; a diagonal base's locations if trained)."""
         spec = self._parameters()[0]
         K, D = spec.n_components, spec.n_features
+        if self.__dict__.get("gaussian_only_") and self.__dict__.get("_live") is None:
+            return _gaussian_mixture_parameters(K, D)  # its flows are the identity, not fitted
         per_component = sum(int(m.sum()) for m in spec.masks()) + sum(spec.layer_sizes[1:])
         count = per_component * spec.n_blocks * K + K - 1
         if spec.base == "gmm":
@@ -800,6 +866,11 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         """Fitted once a fit has finished (``n_features_in_`` alone is set as soon as a fit starts)."""
         return hasattr(self, "_fitted_spec")
+
+
+def _gaussian_mixture_parameters(n_components: int, n_features: int) -> int:
+    """Free parameters of a full-covariance Gaussian mixture: weights, means and covariances."""
+    return n_components - 1 + n_components * (n_features + n_features * (n_features + 1) // 2)
 
 
 def _check_rows_for_init(init, n_rows: int) -> None:

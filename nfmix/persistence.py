@@ -248,11 +248,12 @@ def structure_changes(params: dict, spec) -> list[str]:
     changes = []
     for name in STRUCTURE:
         value = params.get(name, "diag" if name == "base" else None)  # format 1 predates base
-        same = (
-            isinstance(value, (tuple, list)) and tuple(value) == fitted[name]
-            if name == "hidden_units"
-            else not isinstance(value, (tuple, list, np.ndarray)) and value == fitted[name]
-        )
+        if name == "hidden_units":
+            same = isinstance(value, (tuple, list)) and tuple(value) == fitted[name]
+        elif name == "base" and value == "auto":  # it fits "diag" flows, and may keep its "gmm" start instead
+            same = fitted[name] in ("diag", "gmm")
+        else:
+            same = not isinstance(value, (tuple, list, np.ndarray)) and value == fitted[name]
         if not same:
             changes.append(f"{name}={value!r} (fitted with {fitted[name]!r})")
     return changes
@@ -279,6 +280,7 @@ def save_model(model, path) -> None:
         "converged_": bool(model.converged_),
         "best_restart_": int(model.best_restart_),
         "lower_bound_": float(model.lower_bound_),
+        "gaussian_only_": bool(getattr(model, "gaussian_only_", False)),
         "history_": model.history_,
         "feature_names_in_": getattr(model, "feature_names_in_", np.array([])).tolist(),
         "spec": spec.fields(),
@@ -305,6 +307,7 @@ def load_model(cls, path):
         model = cls(**params)
         spec = _spec(fitted.pop("spec"), model)
         names = fitted.pop("feature_names_in_")
+        fitted.setdefault("gaussian_only_", False)  # saved before base="auto"
         for name, value in fitted.items():
             setattr(model, name, value)
         if names:

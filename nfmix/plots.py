@@ -169,7 +169,9 @@ def plot_image_grid(images, image_shape, ax=None, title="samples", n_cols=10, ro
 class DensityRecorder:
     """A ``fit`` callback that draws the density every ``every`` epochs, for a GIF of training.
 
-    >>> recorder = DensityRecorder(X, every=100); model.fit(X, callback=recorder); recorder.save_gif("d.gif")
+    >>> recorder = DensityRecorder(X, every=100)
+    >>> model.fit(X, callback=recorder, callback_every=recorder.every)  # the loop returns to Python every 100 epochs
+    >>> recorder.save_gif("d.gif")
     """
 
     def __init__(self, X, every: int = 100, resolution: int = 60):

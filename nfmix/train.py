@@ -28,8 +28,9 @@ LOSS_CAPACITY = 128  # epochs per call of the compiled chunk: its loss buffer ne
 EPOCH_CAPACITY = 2048  # epochs per compiled call of a fit's checks
 CHECK_CAPACITY = 512  # checks per compiled call of a fit's checks
 # Why a compiled call of checks ended: its budget of checks or epochs, a collapsed component (before a check's
-# M-step, or after a gradient ML check), the tol rule, or no restart left training.
-RUNNING, COLLAPSED_BEFORE, COLLAPSED_AFTER, CONVERGED, ALL_STOPPED = range(5)
+# M-step, or after a gradient ML check), the tol rule, no restart left training, or half of them stopped (for the
+# driver to compact the restart axis).
+RUNNING, COLLAPSED_BEFORE, COLLAPSED_AFTER, CONVERGED, ALL_STOPPED, SHRUNK = range(6)
 
 
 class Packing:
@@ -204,6 +205,39 @@ class Trainer:
             tf.zeros([self.spec.n_restarts], tf.int32), trainable=False, name="checks_since_best"
         )
 
+    def subset(self, rows) -> Trainer:
+        """A Trainer of the restarts ``rows`` alone, each with its parameters, Adam state, active flag, divergence
+        snapshot and early-stopping state: a shorter restart axis, so that restarts which stopped cost no more
+        arithmetic (its compiled functions are those of ``len(rows)`` restarts)."""
+        rows = np.asarray(rows, np.int64)
+        loop = self.loop
+        trainer = Trainer(
+            self.spec.with_restarts(len(rows)),
+            [value[rows] for value in self.values()],
+            self.learning_rate,
+            loop.batch_size,
+            loop.jit_compile,
+            loop.beta_1,
+            loop.beta_2,
+            loop.epsilon,
+        )
+        for mine, theirs in ((self.m, trainer.m), (self.v, trainer.v), (self.step, trainer.step)):
+            theirs.assign(mine.numpy()[rows])
+        trainer.active.assign(self.active.numpy()[rows])
+        self.snapshot.copy_rows_to(trainer.snapshot, rows)
+        if self.best is not None:
+            trainer.best = Checkpoint(trainer)
+            self.best.copy_rows_to(trainer.best, rows)
+            trainer.start_rows = tf.Variable(self.start_rows.numpy()[:, rows], trainable=False)
+            trainer.best_nll = tf.Variable(self.best_nll.numpy()[rows], trainable=False)
+            trainer.best_seen = tf.Variable(self.best_seen.numpy()[rows], trainable=False)
+            trainer.since_best = tf.Variable(self.since_best.numpy()[rows], trainable=False)
+        return trainer
+
+    def best_values(self, restart: int) -> list[np.ndarray]:
+        """One restart's best weights on held-out data, as arrays in ``spec.names()`` order."""
+        return self.best.restart_values(restart)
+
     def restore_best(self, restarts: np.ndarray) -> None:
         """Put the restarts flagged ``[R]`` back to their best weights on held-out data."""
         self.best.put_back(restarts)
@@ -228,6 +262,18 @@ class Checkpoint:
         self.trainer = trainer
         self.packed = tf.Variable(trainer.packed, trainable=False)
         self.fixed = [tf.Variable(var, trainable=False) for var in trainer.fixed]
+
+    def copy_rows_to(self, other: Checkpoint, rows: np.ndarray) -> None:
+        """Copy the restarts ``rows`` of this checkpoint into ``other``, a checkpoint of ``len(rows)`` restarts."""
+        other.packed.assign(self.packed.numpy()[rows])
+        for mine, theirs in zip(self.fixed, other.fixed):
+            theirs.assign(mine.numpy()[rows])
+
+    def restart_values(self, restart: int) -> list[np.ndarray]:
+        """One restart's parameters in this checkpoint, as arrays in ``spec.names()`` order."""
+        packing = self.trainer.packing
+        values = packing.unpack(self.packed.numpy(), [var.numpy() for var in self.fixed])
+        return [np.asarray(value[restart]) for value in values]
 
     def put_back(self, restarts: np.ndarray) -> None:
         restarts = np.asarray(restarts, bool)
@@ -335,7 +381,8 @@ class CompiledLoop(SharedCompiled):
         5. ``tol`` on the best restart's training loss.
 
         The loop ends early, for the Python driver, when a component has collapsed (its re-seeding draws from the
-        fit's NumPy generator), on ``tol``, or when no restart is left training.
+        fit's NumPy generator), on ``tol``, when no restart is left training, or when only ``shrink_at`` are (the
+        driver then compacts the stopped ones out of the restart axis).
         """
         c = controls
         R, K = self.spec.batch_shape
@@ -438,13 +485,19 @@ class CompiledLoop(SharedCompiled):
                 )
             else:
                 collapsed_after = tf.constant(False)
+            n_live = tf.reduce_sum(tf.cast(live, tf.int32))
+            shrunk = (n_live <= c["shrink_at"]) & (n_live < R)
             reason = tf.where(
                 collapsed,
                 COLLAPSED_BEFORE,
                 tf.where(
                     ~tf.reduce_any(live),
                     ALL_STOPPED,
-                    tf.where(converged, CONVERGED, tf.where(collapsed_after, COLLAPSED_AFTER, RUNNING)),
+                    tf.where(
+                        converged,
+                        CONVERGED,
+                        tf.where(collapsed_after, COLLAPSED_AFTER, tf.where(shrunk, SHRUNK, RUNNING)),
+                    ),
                 ),
             )
             return check + tf.cast(ran, tf.int32), epoch, reason, state, losses, held_out

@@ -31,6 +31,19 @@ def test_a_callback_sees_every_check(moons):
     assert seen == list(range(5, 65, 5)) and model.history_["compiled_calls"] >= len(seen)
 
 
+def test_a_callback_every_100_epochs_costs_a_round_trip_per_100_epochs_and_changes_no_bit():
+    X, _ = load_dataset("smile")  # a set whose components collapse: re-seeds end calls early as well
+    settings = dict(n_init=3, epochs=300, random_state=0)
+    plain = MAFMixture(4, **settings).fit(X)
+    seen = []
+    model = MAFMixture(4, **settings).fit(X, callback=lambda m, epoch: seen.append(epoch), callback_every=100)
+    assert seen == [100, 200, 300]
+    reseed_calls = len({e["epoch"] for e in model.history_["reseeds"]})
+    assert model.history_["compiled_calls"] <= 3 + reseed_calls < 300 // 5  # not one a check
+    np.testing.assert_array_equal(model.history_["loss_per_restart"], plain.history_["loss_per_restart"])
+    assert model.history_["reseeds"] == plain.history_["reseeds"]
+
+
 def test_gradient_ml_inside_the_loop_is_the_plain_chunked_training_bit_for_bit(moons):
     """With no re-seed and no stopping rule, only the loop's place changed: the same epochs, the same bits."""
     settings = dict(n_init=3, algorithm="mle", epochs=60, check_every=20, reseed=False, random_state=0)

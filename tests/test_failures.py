@@ -305,6 +305,9 @@ def test_an_infinite_final_loss_stays_infinite_so_the_restart_is_never_kept(moon
 def test_a_callback_that_cannot_be_called_is_refused_before_any_work(moons):
     with pytest.raises(TypeError, match="callback must be a function"):
         MAFMixture(2).fit(moons, callback=5)
+    for bad, error in ((0, ValueError), (2.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="callback_every"):
+            MAFMixture(2).fit(moons, callback=print, callback_every=bad)
 
 
 def test_a_spectral_start_on_too_few_rows_is_refused_clearly(moons):
