@@ -9,6 +9,7 @@ final log-likelihood is kept. Clusters are read off as the most probable compone
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import warnings
 
@@ -42,8 +43,10 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     """Mixture of ``n_components`` masked autoregressive flows, trained by maximum likelihood or EM.
 
     Each component is a diagonal Gaussian pushed through its own ``tfp.bijectors.MaskedAutoregressiveFlow``;
-    a point's cluster is its most probable component. The defaults are nfmix's best measured set-up for
-    low-dimensional data (docs/studies/defaults.md); :meth:`paper` gives the published one.
+    a point's cluster is its most probable component. By default (``base="auto"``) the fitted flows are then
+    weighed against a full-covariance Gaussian mixture by AIC, and the mixture is kept where the flows do not
+    pay for their parameters. The defaults are nfmix's best measured set-up for clustering low-dimensional data
+    (docs/studies/defaults.md); :meth:`paper` gives the published one and :meth:`density` the best for density.
 
     ``fit`` maps each feature to [0, 1] by its training minimum and range (:mod:`nfmix.scaling`), the scale the
     paper's set-up assumes, so the fitted clusters do not depend on where the data sit or on each feature's
@@ -62,6 +65,10 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Hidden activation of the networks.
     n_init : int, default=10
         Restarts trained side by side; the one with the best final log-likelihood is kept.
+    n_init_kept : int or None, default=None
+        Race the restarts: after a tenth of ``epochs`` only the ``n_init_kept`` with the lowest training loss
+        train on; the others stop there, are dropped from the computation (they cost no more time) and are never
+        the fitted model (``history_["pruned"]``). None trains every restart to the end.
     init : {"kmeans", "random", "spectral"} or array-like of shape (n_samples,), default="kmeans"
         "kmeans": each restart runs its own k-means and starts each base Gaussian at a centroid, with the
         cluster's per-feature spread (floored at 0.3 x the mean feature std) and proportion. "random": the
@@ -157,11 +164,13 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         (``"start_loss_per_restart"``: every restart's);
         ``"loss"``: the same, one value per epoch, each the
         mean over that epoch's minibatches evaluated before their updates (for every algorithm);
-        ``"loss_per_restart"`` the same for all restarts (NaN once a restart diverged and stopped); ``"em_objective"``
+        ``"loss_per_restart"`` the same for all restarts (NaN once a restart diverged, stopped or lost the race of
+        ``n_init_kept``: ``"pruned"``); ``"em_objective"``
         (EM only) the M-step objective -mean_n sum_k r_nk log p_k(x_n); ``"reseeds"`` and ``"diverged"``
         (one dict per event, with its epoch); ``"e_steps"``; ``"compiled_calls"``, the fit's calls into its
-        compiled loop (one, plus one per re-seed, warm-up or progress-bar step, and one per check with a
-        ``callback``); ``"seconds"`` of training.
+        compiled loop (one, plus one per re-seed, warm-up, progress-bar step or compaction of stopped restarts,
+        and one per check with a ``callback``, or per ``callback_every`` epochs); ``"seconds"`` of training;
+        with ``base="auto"``, ``"aic"``: the flows' and the Gaussian mixture's AIC on the training data.
     gaussian_only_ : bool
         True when ``base="auto"`` kept the Gaussian mixture rather than the flows (``history_["aic"]`` gives
         both criteria); the fitted spec is then that of ``base="gmm"``, with every flow at the identity.
@@ -384,12 +393,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         """``base="auto"``: replace the fitted flows by the Gaussian mixture that ``base="gmm"`` starts from (its
         flows at the identity) if its AIC on the rescaled training rows ``X`` is lower; both are in
         ``history_["aic"]``."""
-        from nfmix.flows import MixtureSpec
         from nfmix.inference import CompiledDensity
 
-        flows_spec = self._fitted_spec
-        spec = MixtureSpec(1, *flows_spec.batch_shape[1:], X.shape[1], flows_spec.hidden_units, flows_spec.n_blocks,
-                           flows_spec.activation, flows_spec.trainable_base, "gmm")
+        spec = dataclasses.replace(self._fitted_spec, base="gmm")  # the flows' networks, on the GMM's bases
         values, _ = self._start(spec, X, np.arange(len(X)), rng)
         to_data_units = self._scaling().log_det
         gaussian = logsumexp(CompiledDensity.evaluate(spec, values, X)[:, 0, :], axis=-1).mean() + to_data_units

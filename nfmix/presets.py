@@ -30,9 +30,7 @@ PAPER_IMAGES = dict(PAPER_2D, hidden_units=(1024,), epochs=10, batch_size=1000)
 # smile (0.43 vs 0.41); see results/toy for the full grid. base="auto" then keeps the Gaussian mixture instead
 # where the flows' likelihood does not pay for their parameters (AIC): results/defaults/summary.md, "defaults"
 # against "diag" (iris and breast cancer, where the flows lost to the GMM).
-NFMIX_2D = dict(
-    PAPER_2D, base="auto", n_init=10, init="kmeans", learning_rate=1e-2, algorithm="em_hard", reseed=True
-)
+NFMIX_2D = dict(PAPER_2D, base="auto", n_init=10, init="kmeans", learning_rate=1e-2, algorithm="em_hard", reseed=True)
 # Images: k-means starts (with the scale floor in nfmix.initialise) and gradient ML. On a 10,000-image
 # F-MNIST PCA-100 subsample, seed 0: ARI 0.40 against 0.34 for k-means and 0.29 for the paper's set-up;
 # hard EM gave 0.31 there.

@@ -45,7 +45,13 @@ from nfmix._tf import tf
 epochs = 30 if smoke else train_epochs
 X, y = load_dataset("moons")
 model = MAFMixture(
-    2, hidden_units=(16,), n_init=4, algorithm="mle", epochs=epochs, random_state=seed
+    2,
+    base="diag",  # the flows alone (the default, "auto", may keep a GMM instead)
+    hidden_units=(16,),
+    n_init=4,
+    algorithm="mle",
+    epochs=epochs,
+    random_state=seed,
 ).fit(X)  # gradient ML
 flow = (
     model.flow_mixture()

@@ -95,7 +95,9 @@ plt.show()
 
 # %%
 recorder = plots.DensityRecorder(X, every=snapshot_every)
-model = MAFMixture(n_clusters, **settings).fit(X, callback=recorder)
+model = MAFMixture(n_clusters, **settings).fit(
+    X, callback=recorder, callback_every=snapshot_every
+)
 labels = model.predict(X)
 print(
     f"kept restart {model.best_restart_} of {model.n_init}; "

@@ -44,9 +44,31 @@ def test_a_callback_every_100_epochs_costs_a_round_trip_per_100_epochs_and_chang
     assert model.history_["reseeds"] == plain.history_["reseeds"]
 
 
+def test_a_race_keeps_the_best_restarts_and_compacts_the_others_out_of_the_restart_axis(moons):
+    from nfmix.train import CompiledLoop
+
+    settings = dict(base="diag", n_init=4, epochs=100, reseed=False, random_state=0)
+    everyone = MAFMixture(2, **settings).fit(moons)
+    raced = MAFMixture(2, n_init_kept=2, **settings).fit(moons)
+    pruned = raced.history_["pruned"]
+    assert [event["epoch"] for event in pruned] == [10, 10]  # a tenth of the epochs
+    losers = [event["restart"] for event in pruned]
+    race = np.array(everyone.history_["loss_per_restart"])
+    kept = [r for r in range(4) if r not in losers]
+    assert set(np.argsort(race[9])[:2]) == set(kept)  # the two lowest losses at the end of the race go on
+    curves = np.array(raced.history_["loss_per_restart"])
+    np.testing.assert_array_equal(curves[:10], race[:10])
+    assert np.isnan(curves[10:, losers]).all() and np.isfinite(curves[10:, kept]).all()
+    # The finalists train as they would have beside the others, now as a 2-restart computation.
+    np.testing.assert_allclose(curves[:, kept], race[:, kept], rtol=1e-5, atol=1e-5)
+    assert raced.best_restart_ in kept and np.isfinite(raced.restart_losses_).all()
+    spec = raced._fitted_spec.with_restarts(2)
+    assert any(key[0] == spec for key in CompiledLoop._cache)  # the compiled loop of two restarts ran
+
+
 def test_gradient_ml_inside_the_loop_is_the_plain_chunked_training_bit_for_bit(moons):
     """With no re-seed and no stopping rule, only the loop's place changed: the same epochs, the same bits."""
-    settings = dict(n_init=3, algorithm="mle", epochs=60, check_every=20, reseed=False, random_state=0)
+    settings = dict(base="diag", n_init=3, algorithm="mle", epochs=60, check_every=20, reseed=False, random_state=0)
     model = MAFMixture(2, **settings).fit(moons)
     X = FeatureScaling.fit(moons).transform(moons).astype(np.float32)
     spec = MixtureSpec(3, 2, 2, (10,))
@@ -87,7 +109,9 @@ def test_early_stopping_stops_each_restart_inside_one_call():
         random_state=0,
     ).fit(X)
     assert model.converged_ and model.n_iter_ < 3000
-    assert len(model.history_["stopped"]) == 2 and model.history_["compiled_calls"] == 1
+    # One call, returning early only to compact a stopped restart out while the other trains on.
+    stopped = model.history_["stopped"]
+    assert len(stopped) == 2 and model.history_["compiled_calls"] == len({event["epoch"] for event in stopped})
 
 
 def test_tol_stops_inside_the_loop(moons):

@@ -14,7 +14,7 @@ import pytest
 from nfmix import MAFMixture, load_dataset
 
 # The set-up of the original reproducers: the old defaults (random starts, gradient ML, one restart, Adam 1e-3).
-OLD = dict(init="random", algorithm="mle", n_init=1, learning_rate=1e-3)
+OLD = dict(base="diag", init="random", algorithm="mle", n_init=1, learning_rate=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def test_no_warning_on_a_healthy_fit(moons):
 
 
 # ---------------------------------------------------------------------------------------------- issue 23
-SMALL_FIT = dict(n_init=2, epochs=60, random_state=0)
+SMALL_FIT = dict(base="diag", n_init=2, epochs=60, random_state=0)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def fitted(data):
-    return MAFMixture(2, n_init=1, epochs=5, random_state=0).fit(data[0])
+    return MAFMixture(2, base="diag", n_init=1, epochs=5, random_state=0).fit(data[0])
 
 
 @pytest.fixture
