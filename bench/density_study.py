@@ -56,8 +56,9 @@ def dequantised(X, seed: int):
     return np.asarray(X, np.float64) + np.random.RandomState(seed).uniform(size=np.shape(X))
 
 
-def image_sets(seed: int) -> dict:
-    """F-MNIST PCA-100 (10,000 images) and its 10-D UMAP embedding (10,000 and 70,000), where the data exist."""
+def image_sets(seed: int, names=IMAGE_SETS) -> dict:
+    """Of F-MNIST PCA-100 (10,000 images) and its 10-D UMAP embedding (10,000 and 70,000), those in ``names``,
+    where the data exist; the embedding (minutes for 70,000 images) only when a UMAP set is asked for."""
     from nfmix.embedding import embedding_pipeline
 
     try:
@@ -66,13 +67,15 @@ def image_sets(seed: int) -> dict:
         print(f"F-MNIST not run here: {error}")
         return {}
     subset = np.sort(np.random.RandomState(seed).choice(len(images), 10_000, replace=False))
-    pca, _ = load_dataset("fmnist", pca=100, subsample=10_000, seed=seed)  # the same 10,000 images
-    embedded = embedding_pipeline(random_state=seed).fit_transform(images)
-    return {
-        "fmnist PCA-100 (10,000)": (pca, y[subset]),
-        "fmnist UMAP-10 (10,000)": (embedded[subset], y[subset]),
-        "fmnist UMAP-10 (70,000)": (embedded, y),
-    }
+    sets = {}
+    if "fmnist PCA-100 (10,000)" in names:
+        pca, _ = load_dataset("fmnist", pca=100, subsample=10_000, seed=seed)  # the same 10,000 images
+        sets["fmnist PCA-100 (10,000)"] = (pca, y[subset])
+    if any(name.startswith("fmnist UMAP") for name in names):
+        embedded = embedding_pipeline(random_state=seed).fit_transform(images)
+        sets["fmnist UMAP-10 (10,000)"] = (embedded[subset], y[subset])
+        sets["fmnist UMAP-10 (70,000)"] = (embedded, y)
+    return sets
 
 
 def evaluate(model, X_test, y_test) -> dict:
@@ -111,7 +114,8 @@ def run(seeds, names, images: bool, table: RunTable, setups) -> None:
                 for setup in setups:
                     if table.has(name, seed, setup):
                         continue
-                    image_data = image_data if image_data is not None else image_sets(seed)
+                    if image_data is None:
+                        image_data = image_sets(seed, [name for name in IMAGE_SETS if not names or name in names])
                     if name in image_data:
                         _fit_and_record(table, name, *image_data[name], seed, setup)
 
