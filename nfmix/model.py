@@ -68,7 +68,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     n_init_kept : int or None, default=None
         Race the restarts: after a tenth of ``epochs`` only the ``n_init_kept`` with the lowest training loss
         train on; the others stop there, are dropped from the computation (they cost no more time) and are never
-        the fitted model (``history_["pruned"]``). None trains every restart to the end.
+        the fitted model (``history_["pruned"]``). None (or ``n_init`` or more) trains every restart to the end.
     init : {"kmeans", "random", "spectral"} or array-like of shape (n_samples,), default="kmeans"
         "kmeans": each restart runs its own k-means and starts each base Gaussian at a centroid, with the
         cluster's per-feature spread (floored at 0.3 x the mean feature std) and proportion. "random": the

@@ -34,7 +34,8 @@ NFMIX_2D = dict(PAPER_2D, base="auto", n_init=10, init="kmeans", learning_rate=1
 # Images: k-means starts (with the scale floor in nfmix.initialise) and gradient ML. On a 10,000-image
 # F-MNIST PCA-100 subsample, seed 0: ARI 0.40 against 0.34 for k-means and 0.29 for the paper's set-up;
 # hard EM gave 0.31 there.
-NFMIX_IMAGES = dict(PAPER_IMAGES, n_init=3, init="kmeans", reseed=True)  # base="diag": measured so
+# The flows alone (PAPER_IMAGES' base="diag"): base="auto" was not measured on images.
+NFMIX_IMAGES = dict(PAPER_IMAGES, n_init=3, init="kmeans", reseed=True)
 
 # A UMAP embedding of images (nfmix.embedding, notebook 06): the 2D set-up, with 300 epochs (70,000 points give
 # 18 minibatches an epoch). See docs/studies/embedding.md for the collapse study behind it:

@@ -66,6 +66,12 @@ def test_a_race_keeps_the_best_restarts_and_compacts_the_others_out_of_the_resta
     assert any(key[0] == spec for key in CompiledLoop._cache)  # the compiled loop of two restarts ran
 
 
+@pytest.mark.parametrize("kept, error", [(0, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_a_bad_number_of_kept_restarts_is_refused_before_any_work(moons, kept, error):
+    with pytest.raises(error, match="n_init_kept"):
+        MAFMixture(2, n_init_kept=kept).fit(moons)
+
+
 def test_gradient_ml_inside_the_loop_is_the_plain_chunked_training_bit_for_bit(moons):
     """With no re-seed and no stopping rule, only the loop's place changed: the same epochs, the same bits."""
     settings = dict(base="diag", n_init=3, algorithm="mle", epochs=60, check_every=20, reseed=False, random_state=0)
