@@ -98,6 +98,7 @@ class FitLoop:
         self.spec = trainer.spec  # of all n_init restarts; the trainer's shrinks as restarts stop (compaction)
         self.rows = np.arange(self.spec.n_restarts)  # the restart behind each of the trainer's rows
         self.removed = {}  # restart -> its final parameters, for restarts compacted out of the trainer
+        self.raced = False  # whether the race of n_init_kept has ended
         self.X = X
         self.X_tensor = data_tensor(X)  # shares X's memory where it can
         self.validation = validation
@@ -106,8 +107,8 @@ class FitLoop:
         self.record = FitRecord()
 
     def run(self, on_check=None) -> FitRecord:
-        """``on_check(restart, epoch)`` is called with the restart that is currently best after each check, or
-        with ``callback_every`` at the first check at or after each multiple of it."""
+        """``on_check(row, epoch)`` is called with the trainer's row of the restart that is currently best after
+        each check, or with ``callback_every`` at the first check at or after each multiple of it."""
         config, record = self.config, self.record
         started = time.perf_counter()
         record.start_nll = self.final_losses()
@@ -165,15 +166,20 @@ class FitLoop:
 
     def _racing(self) -> bool:
         """Whether the race is still on: all restarts train until ``race_epochs``, then ``n_init_kept`` of them."""
-        kept = self.config.n_init_kept
-        return kept is not None and kept < self.spec.n_restarts and not self.record.pruned
+        kept, config = self.config.n_init_kept, self.config
+        return (
+            kept is not None and kept < self.spec.n_restarts and config.race_epochs < config.epochs and not self.raced
+        )
 
     def _prune(self) -> None:
         """The race ends: the ``n_init_kept`` live restarts with the lowest training NLL train on; the others stop
-        here, and are not candidates for the fitted model."""
+        here, and are not candidates for the fitted model (restarts that stopped earlier, by early stopping or
+        divergence, still are)."""
+        self.raced = True
         live = self.trainer.active.numpy() > 0
-        nll = np.where(live, self.final_losses()[self.rows], np.inf)
-        losers = np.argsort(nll, kind="stable")[self.config.n_init_kept :]
+        nll = self.final_losses()[self.rows]
+        ranked = np.lexsort((nll, ~live))  # live rows first, by their NLL
+        losers = ranked[self.config.n_init_kept :]
         losers = losers[live[losers]]
         for r in losers:
             self.record.pruned.append({"epoch": int(self.record.epochs), "restart": int(self.rows[r])})

@@ -67,8 +67,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         Restarts trained side by side; the one with the best final log-likelihood is kept.
     n_init_kept : int or None, default=None
         Race the restarts: after a tenth of ``epochs`` only the ``n_init_kept`` with the lowest training loss
-        train on; the others stop there, are dropped from the computation (they cost no more time) and are never
-        the fitted model (``history_["pruned"]``). None (or ``n_init`` or more) trains every restart to the end.
+        train on (the race ends at the first check after that, and after any warm-up); the others stop there, are
+        dropped from the computation (they cost no more time) and are never the fitted model
+        (``history_["pruned"]``). None (or ``n_init`` or more) trains every restart to the end.
     init : {"kmeans", "random", "spectral"} or array-like of shape (n_samples,), default="kmeans"
         "kmeans": each restart runs its own k-means and starts each base Gaussian at a centroid, with the
         cluster's per-feature spread (floored at 0.3 x the mean feature std) and proportion. "random": the
@@ -94,12 +95,12 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     m_step_epochs : int, default=5
         Epochs per M-step for the EM algorithms.
     base : {"auto", "diag", "gmm"}, default="auto"
-        "auto": fit the "diag" flows, then keep them or the full-covariance Gaussian mixture that "gmm" starts
-        from (``GaussianMixture(n_components, n_init=n_init, random_state=random_state)``), whichever has the
-        lower AIC on the training data: the flows are kept only where their log-likelihood gain pays for their
-        extra parameters. Kept, the Gaussian mixture is the model exactly (every flow at the identity;
-        ``gaussian_only_`` is True). With more than 100 features, where full covariances are costly, "auto" is
-        "diag".
+        "auto": fit the "diag" flows, then keep them or the full-covariance
+        ``GaussianMixture(n_components, n_init=n_init, random_state=random_state)``, fitted to all of ``X`` in its
+        own units, whichever has the lower AIC on ``X``: the flows are kept only where their log-likelihood gain
+        pays for their extra parameters. Kept, the Gaussian mixture is the model exactly (every flow at the
+        identity; ``gaussian_only_`` is True). With more than 100 features, where full covariances are costly,
+        "auto" is "diag"; where that mixture cannot be fitted, a warning says so and the flows are kept.
         "diag": each flow pushes forward a diagonal Gaussian placed by ``init`` (the paper's model). "gmm": each
         component is ``x = mean_k + W_k^-1 MAF_k(z)`` with ``z ~ N(0, I)``, and every restart starts as
         ``GaussianMixture(n_components, covariance_type="full", n_init=n_init, random_state=random_state)``
@@ -173,7 +174,10 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         with ``base="auto"``, ``"aic"``: the flows' and the Gaussian mixture's AIC on the training data.
     gaussian_only_ : bool
         True when ``base="auto"`` kept the Gaussian mixture rather than the flows (``history_["aic"]`` gives
-        both criteria); the fitted spec is then that of ``base="gmm"``, with every flow at the identity.
+        both criteria); the fitted spec is then that of ``base="gmm"``, with every flow at the identity, and
+        ``params_``, ``weights_``, ``lower_bound_`` (on all of ``X``), ``labels_``, ``aic`` and ``bic`` are the
+        mixture's, while the training record (``best_restart_``, ``restart_losses_``, ``n_iter_``,
+        ``converged_``, ``history_`` and early stopping's scores) stays that of the flows it was weighed against.
     best_restart_ : int
         Index of the kept restart: the best final training likelihood, or with early stopping the best held-out.
     validation_scores_ : list of float
@@ -317,9 +321,9 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             ``predict`` and ``score_samples`` work inside the callback), e.g. to draw the density as it trains.
         callback_every : int or None, default=None
             Call ``callback`` only at the first check at or after every multiple of this many epochs, and at
-            the end; in between the compiled loop runs on without returning to Python. None: every check
-            (for EM every ``m_step_epochs``, a round trip each). ``nfmix.plots.DensityRecorder(X, every=100)``
-            wants ``callback_every=100``.
+            the end of training (unless every restart stopped early); in between, the compiled loop runs on
+            without returning to Python. None: every check (for EM every ``m_step_epochs``, a round trip each).
+            ``nfmix.plots.DensityRecorder(X, every=100)`` wants ``callback_every=100``.
 
         Returns
         -------
@@ -394,9 +398,20 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         flows at the identity) if its AIC on the rescaled training rows ``X`` is lower; both are in
         ``history_["aic"]``."""
         from nfmix.inference import CompiledDensity
+        from nfmix.initialise import GmmStart, initial_state
 
         spec = dataclasses.replace(self._fitted_spec, base="gmm")  # the flows' networks, on the GMM's bases
-        values, _ = self._start(spec, X, np.arange(len(X)), rng)
+        seed = self.random_state if isinstance(self.random_state, numbers.Integral) else None
+        gmm = GmmStart(self._scaling(), int(self.n_init), None if seed is None else int(seed))
+        try:  # GaussianMixture(n_components, n_init=n_init, random_state=random_state), whatever init the flows had
+            values, _ = initial_state(spec, X, "kmeans", float(self.base_scale), rng, gmm)
+        except (ValueError, np.linalg.LinAlgError) as error:
+            warnings.warn(
+                f'base="auto" kept the flows: the Gaussian mixture to weigh them against could not be fitted ({error})',
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
         to_data_units = self._scaling().log_det
         gaussian = logsumexp(CompiledDensity.evaluate(spec, values, X)[:, 0, :], axis=-1).mean() + to_data_units
         flows = float(logsumexp(self._weighted_log_prob(X), axis=-1).mean())
@@ -453,11 +468,15 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             check_every = int(self.m_step_epochs)
         else:
             check_every = int(self.check_every or (100 if self.batch_size >= n_rows else 1))
+        init_epochs = self._init_epochs() if has_partition else 0
+        # The race ends on a check boundary after the warm-up, so that it changes no check of the finalists.
+        after_warm_up = max(0.0, RACE_FRACTION * self.epochs - init_epochs)
+        race_epochs = init_epochs + max(1, int(np.ceil(after_warm_up / check_every))) * check_every
         return FitConfig(
             algorithm=self.algorithm,
             epochs=int(self.epochs),
             check_every=check_every,
-            init_epochs=self._init_epochs() if has_partition else 0,
+            init_epochs=init_epochs,
             learning_rate=float(self.learning_rate),
             reseed=bool(self.reseed),
             min_weight=float(self.min_weight if self.min_weight is not None else 0.1 / self.n_components),
@@ -466,7 +485,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             verbose=int(self.verbose),
             callback_every=None if callback_every is None else int(callback_every),
             n_init_kept=None if self.n_init_kept is None else int(self.n_init_kept),
-            race_epochs=max(1, int(round(RACE_FRACTION * self.epochs))),
+            race_epochs=race_epochs,
         )
 
     def _warn_if_no_weight_moved(self, spec, start_values, record) -> None:
@@ -809,7 +828,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
 
     def _n_parameters(self) -> int:
         """Free parameters: K-1 weights, the unmasked network weights and biases, and the bases that were fitted
-        (a GMM base's means and covariances always; a diagonal base's locations if trained)."""
+        (a GMM base's means and covariances always; a diagonal base's locations if trained). A Gaussian mixture
+        kept by ``base="auto"`` (``gaussian_only_``) counts its weights, means and covariances alone."""
         spec = self._parameters()[0]
         K, D = spec.n_components, spec.n_features
         if self.__dict__.get("gaussian_only_") and self.__dict__.get("_live") is None:

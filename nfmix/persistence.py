@@ -304,7 +304,7 @@ def load_model(cls, path):
     from scipy.special import softmax
 
     def build(params, fitted, arrays):
-        model = cls(**params)
+        model = cls(**{"base": "diag", **params})  # format 1 predates base: its models are "diag"
         spec = _spec(fitted.pop("spec"), model)
         names = fitted.pop("feature_names_in_")
         fitted.setdefault("gaussian_only_", False)  # saved before base="auto"

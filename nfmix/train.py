@@ -10,7 +10,8 @@ own slice), and a per-restart ``active`` mask freezes a restart that diverged or
 on. :meth:`Trainer.run_epochs` trains one plain chunk of epochs (the benchmarks time it).
 
 Compiled functions take every parameter as an argument and are shared by every model with the same
-:class:`~nfmix.flows.MixtureSpec`, so only the first fit of a configuration in a process pays for tracing.
+:class:`~nfmix.flows.MixtureSpec`, so only the first fit of a configuration in a process pays for tracing (and a
+fit whose stopped restarts are compacted out, once for each shorter restart axis).
 """
 
 from __future__ import annotations
@@ -234,9 +235,9 @@ class Trainer:
             trainer.since_best = tf.Variable(self.since_best.numpy()[rows], trainable=False)
         return trainer
 
-    def best_values(self, restart: int) -> list[np.ndarray]:
-        """One restart's best weights on held-out data, as arrays in ``spec.names()`` order."""
-        return self.best.restart_values(restart)
+    def best_values(self, row: int) -> list[np.ndarray]:
+        """The best weights on held-out data of the restart in ``row``, as arrays in ``spec.names()`` order."""
+        return self.best.restart_values(row)
 
     def restore_best(self, restarts: np.ndarray) -> None:
         """Put the restarts flagged ``[R]`` back to their best weights on held-out data."""

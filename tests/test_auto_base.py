@@ -48,6 +48,14 @@ def test_a_kept_gaussian_mixture_saves_and_loads(iris, iris_model, tmp_path):
     assert loaded._n_parameters() == iris_model._n_parameters()
 
 
+def test_a_gaussian_mixture_that_cannot_be_fitted_leaves_the_flows_and_says_so():
+    X = np.random.RandomState(0).rand(300, 3) * 1e9
+    X[:, 2] = X[:, 0] + X[:, 1]  # a singular covariance in the data's own units
+    with pytest.warns(RuntimeWarning, match='base="auto" kept the flows: the Gaussian mixture'):
+        model = MAFMixture(2, n_init=2, epochs=20, random_state=0).fit(X)
+    assert not model.gaussian_only_ and model._fitted_spec.base == "diag" and np.isfinite(model.score(X))
+
+
 def test_auto_is_diag_beyond_the_features_a_full_covariance_affords():
     X = np.random.RandomState(0).rand(40, 101)
     model = MAFMixture(2, n_init=1, epochs=2, random_state=0).fit(X)

@@ -47,23 +47,34 @@ def test_a_callback_every_100_epochs_costs_a_round_trip_per_100_epochs_and_chang
 def test_a_race_keeps_the_best_restarts_and_compacts_the_others_out_of_the_restart_axis(moons):
     from nfmix.train import CompiledLoop
 
-    settings = dict(base="diag", n_init=4, epochs=100, reseed=False, random_state=0)
+    settings = dict(base="diag", n_init=4, epochs=123, reseed=False, random_state=0)
     everyone = MAFMixture(2, **settings).fit(moons)
     raced = MAFMixture(2, n_init_kept=2, **settings).fit(moons)
     pruned = raced.history_["pruned"]
-    assert [event["epoch"] for event in pruned] == [10, 10]  # a tenth of the epochs
+    assert [event["epoch"] for event in pruned] == [15, 15]  # a tenth of the epochs, up to the next E-step
+    assert raced.history_["e_steps"] == everyone.history_["e_steps"]  # the race moved no E-step
     losers = [event["restart"] for event in pruned]
     race = np.array(everyone.history_["loss_per_restart"])
     kept = [r for r in range(4) if r not in losers]
-    assert set(np.argsort(race[9])[:2]) == set(kept)  # the two lowest losses at the end of the race go on
+    assert set(np.argsort(race[14])[:2]) == set(kept)  # the two lowest losses at the end of the race go on
     curves = np.array(raced.history_["loss_per_restart"])
-    np.testing.assert_array_equal(curves[:10], race[:10])
-    assert np.isnan(curves[10:, losers]).all() and np.isfinite(curves[10:, kept]).all()
+    np.testing.assert_array_equal(curves[:15], race[:15])
+    assert np.isnan(curves[15:, losers]).all() and np.isfinite(curves[15:, kept]).all()
     # The finalists train as they would have beside the others, now as a 2-restart computation.
     np.testing.assert_allclose(curves[:, kept], race[:, kept], rtol=1e-5, atol=1e-5)
     assert raced.best_restart_ in kept and np.isfinite(raced.restart_losses_).all()
     spec = raced._fitted_spec.with_restarts(2)
     assert any(key[0] == spec for key in CompiledLoop._cache)  # the compiled loop of two restarts ran
+
+
+def test_a_race_ends_after_the_warm_up_whatever_the_callback(moons):
+    X, y = moons[:300], (moons[:300, 0] > np.median(moons[:300, 0])).astype(np.int64)
+    settings = dict(base="diag", init=y, n_init=3, n_init_kept=1, epochs=40, random_state=0)  # warm-up: 10 epochs
+    plain = MAFMixture(2, **settings).fit(X)
+    watched = MAFMixture(2, **settings).fit(X, callback=lambda model, epoch: None)
+    assert {event["epoch"] for event in plain.history_["pruned"]} == {15}  # one E-step check after the warm-up
+    assert watched.history_["pruned"] == plain.history_["pruned"] and watched.best_restart_ == plain.best_restart_
+    np.testing.assert_array_equal(watched.history_["loss_per_restart"], plain.history_["loss_per_restart"])
 
 
 @pytest.mark.parametrize("kept, error", [(0, ValueError), (1.5, TypeError), (True, TypeError)])
