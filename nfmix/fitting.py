@@ -176,14 +176,14 @@ class FitLoop:
         here, and are not candidates for the fitted model (restarts that stopped earlier, by early stopping or
         divergence, still are)."""
         self.raced = True
-        live = self.trainer.active.numpy() > 0
+        active = self.trainer.active.numpy()
+        live = active > 0
         nll = self.final_losses()[self.rows]
         ranked = np.lexsort((nll, ~live))  # live rows first, by their NLL
         losers = ranked[self.config.n_init_kept :]
         losers = losers[live[losers]]
         for r in losers:
             self.record.pruned.append({"epoch": int(self.record.epochs), "restart": int(self.rows[r])})
-        active = self.trainer.active.numpy()
         active[losers] = 0.0
         self.trainer.active.assign(active)
 
@@ -287,7 +287,7 @@ class FitLoop:
     def _end_of_stage(self) -> int:
         """Where the current call must return at the latest: the end of the race, or of training."""
         if self._racing() and self.record.epochs < self.config.race_epochs:
-            return min(self.config.race_epochs, self.config.epochs)
+            return self.config.race_epochs  # before the end: _racing() holds only then
         return self.config.epochs
 
     def _checks_per_call(self) -> int:

@@ -334,9 +334,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be a function callback(model, epoch) or None; got {callback!r}")
         if callback_every is not None:
-            if isinstance(callback_every, (bool, np.bool_)):
-                raise TypeError(f"callback_every must be a number of epochs, not a boolean; got {callback_every!r}")
-            check_scalar(callback_every, "callback_every", numbers.Integral, min_val=1)
+            _check_value(callback_every, "callback_every", numbers.Integral, min_val=1)
         self.__dict__.pop("_fitted_spec", None)  # a fit that fails leaves the model unfitted, not half-refitted
         X = self._validate_training_data(X)
         scaling = FeatureScaling.fit(X)
@@ -398,13 +396,11 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         flows at the identity) if its AIC on the rescaled training rows ``X`` is lower; both are in
         ``history_["aic"]``."""
         from nfmix.inference import CompiledDensity
-        from nfmix.initialise import GmmStart, initial_state
+        from nfmix.initialise import initial_state
 
         spec = dataclasses.replace(self._fitted_spec, base="gmm")  # the flows' networks, on the GMM's bases
-        seed = self.random_state if isinstance(self.random_state, numbers.Integral) else None
-        gmm = GmmStart(self._scaling(), int(self.n_init), None if seed is None else int(seed))
         try:  # GaussianMixture(n_components, n_init=n_init, random_state=random_state), whatever init the flows had
-            values, _ = initial_state(spec, X, "kmeans", float(self.base_scale), rng, gmm)
+            values, _ = initial_state(spec, X, "kmeans", float(self.base_scale), rng, self._gmm_start())
         except (ValueError, np.linalg.LinAlgError) as error:
             warnings.warn(
                 f'base="auto" kept the flows: the Gaussian mixture to weigh them against could not be fitted ({error})',
@@ -450,15 +446,21 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         it is then the ``GaussianMixture`` of the data the user gave, and the held-out rows decide only whether
         the flows improve on it (scored on rows it saw, it is the harder score to beat). Other bases are placed
         on the training rows alone."""
-        from nfmix.initialise import GmmStart, initial_state
+        from nfmix.initialise import initial_state
 
         init = self.init if isinstance(self.init, str) else np.asarray(self.init)
         if spec.base == "gmm":
-            seed = self.random_state if isinstance(self.random_state, numbers.Integral) else None
-            gmm = GmmStart(self._scaling(), int(self.n_init), None if seed is None else int(seed))
-            values, partition = initial_state(spec, X, init, float(self.base_scale), rng, gmm)
+            values, partition = initial_state(spec, X, init, float(self.base_scale), rng, self._gmm_start())
             return values, (partition[:, rows] if partition is not None else None)
         return initial_state(spec, X[rows], init if isinstance(init, str) else init[rows], float(self.base_scale), rng)
+
+    def _gmm_start(self):
+        """How ``base="gmm"`` (and ``"auto"``'s comparison) fits its Gaussian mixture: this estimator's ``n_init``
+        and integer ``random_state`` (None draws a seed from the fit's generator), in the data's units."""
+        from nfmix.initialise import GmmStart
+
+        seed = self.random_state if isinstance(self.random_state, numbers.Integral) else None
+        return GmmStart(self._scaling(), int(self.n_init), None if seed is None else int(seed))
 
     def _fit_config(self, n_rows: int, has_partition: bool, callback_every: int | None = None):
         """Every setting the fitting loop reads, with its default resolved here, once."""
@@ -835,10 +837,10 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if self.__dict__.get("gaussian_only_") and self.__dict__.get("_live") is None:
             return _gaussian_mixture_parameters(K, D)  # its flows are the identity, not fitted
         per_component = sum(int(m.sum()) for m in spec.masks()) + sum(spec.layer_sizes[1:])
-        count = per_component * spec.n_blocks * K + K - 1
+        networks = per_component * spec.n_blocks * K
         if spec.base == "gmm":
-            return count + K * (D + D * (D + 1) // 2)
-        return count + (K * D if spec.trainable_base else 0)
+            return networks + _gaussian_mixture_parameters(K, D)
+        return networks + K - 1 + (K * D if spec.trainable_base else 0)
 
     def bic(self, X) -> float:
         """Bayesian information criterion on ``X`` (lower is better)."""
@@ -986,8 +988,12 @@ def _check_magnitude(X: np.ndarray) -> None:
 
 
 def _check_number(estimator, name: str, kind, **bounds) -> None:
-    """``check_scalar`` on a hyperparameter, refusing booleans: ``True`` is an ``int`` to Python, never a count."""
-    value = getattr(estimator, name)
+    """:func:`_check_value` on a hyperparameter."""
+    _check_value(getattr(estimator, name), name, kind, **bounds)
+
+
+def _check_value(value, name: str, kind, **bounds) -> None:
+    """``check_scalar``, refusing booleans: ``True`` is an ``int`` to Python, never a count."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a number, not a boolean; got {value!r}")
     check_scalar(value, name, kind, **bounds)
