@@ -24,7 +24,7 @@ from sklearn.datasets import load_breast_cancer, load_iris, load_wine, make_blob
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
-from study import RunTable, paired_summary, write_summary
+from study import RunTable, add_accept_code_change, paired_summary, write_summary
 
 from nfmix import MAFMixture, load_dataset
 
@@ -117,11 +117,12 @@ def main(argv=None):
         f"{GMM!r} the baseline; known: {', '.join(CANDIDATES)}",
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "results" / "defaults")
+    add_accept_code_change(parser)
     args = parser.parse_args(argv)
     unknown = set(args.candidates) - {GMM, "defaults", *CANDIDATES}
     if unknown:
         parser.error(f"unknown candidates {sorted(unknown)}; known: {[GMM, 'defaults', *CANDIDATES]}")
-    table = RunTable(args.out)
+    table = RunTable(args.out, accept_code_change=args.accept_code_change)
     for seed in args.seeds:
         for name, (X, y) in datasets(seed).items():
             for setup in args.candidates:
@@ -142,7 +143,9 @@ def main(argv=None):
     write_summary(
         args.out,
         "Clusters on all the rows: ARI per set-up, mean ± sd over n seeds (the training "
-        "log-likelihood beside it); p: Wilcoxon signed-rank, paired by seed, against the GMM.",
+        "log-likelihood beside it); p: Wilcoxon signed-rank, paired by seed, against the GMM."
+        + " "
+        + table.freshness(),
         paired_summary(table.frame, GMM, {"ari": "ARI", "loglik": "loglik"}, versus="GMM"),
     )
 

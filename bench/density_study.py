@@ -24,7 +24,7 @@ from defaults_study import datasets as low_dimensional_sets
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import train_test_split
-from study import RunTable, paired_summary, write_summary
+from study import RunTable, add_accept_code_change, paired_summary, write_summary
 
 from nfmix import MAFMixture, load_dataset
 
@@ -155,13 +155,14 @@ def main(argv=None):
         default=[],
         help=f"only these set-ups (default: {GMM!r} and every set-up but the trained bases)",
     )
+    add_accept_code_change(parser)
     args = parser.parse_args(argv)
-    table = RunTable(args.out)
+    table = RunTable(args.out, accept_code_change=args.accept_code_change)
     run(args.seeds, args.sets, args.images, table, args.setups or [GMM, *MAIN_SETUPS])
     write_summary(
         args.out,
         "Held-out mean log-likelihood per point (70/30 split per seed), mean ± sd over n "
-        "seeds, and test ARI; p: Wilcoxon signed-rank, paired by seed, against the GMM.",
+        "seeds, and test ARI; p: Wilcoxon signed-rank, paired by seed, against the GMM." + " " + table.freshness(),
         paired_summary(table.frame, GMM, {"test loglik": "test loglik", "test ari": "test ARI"}, versus="GMM"),
     )
 

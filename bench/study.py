@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 
 from nfmix import __version__
 from nfmix.stats import paired_test
-from nfmix.sweep import markdown_table
+from nfmix.sweep import ACCEPTED_LOG, markdown_table, package_digest
 
 KEYS = ["dataset", "seed", "setup"]
 
@@ -41,29 +42,96 @@ def code_version() -> str:
 
 
 class RunTable:
-    """``out/runs.csv``: one row per (dataset, seed, set-up), each stamped with the nfmix version and commit."""
+    """``out/runs.csv``: one row per (dataset, seed, set-up), each stamped with the nfmix version, the commit and a
+    hash of the package source that computed it (:func:`nfmix.sweep.package_digest`).
 
-    def __init__(self, out: Path):
+    A row is current when its version and package hash are today's; only current rows count as done, so a change
+    to ``nfmix/`` (a preset included) makes the study fit every run again, replacing each old row as its new one
+    comes. ``accept_code_change=True`` is for an edit known not to change results (a comment, a docstring): the
+    rows of today's version with another package hash are stamped current instead, and that is logged to
+    ``out/accepted-code-changes.log``. The study script's own set-ups are not in the hash: a changed set-up needs
+    a new name.
+    """
+
+    def __init__(self, out: Path, accept_code_change: bool = False):
         self.path = Path(out) / "runs.csv"
         self.frame = pd.read_csv(self.path) if self.path.is_file() else pd.DataFrame(columns=KEYS)
+        for column in ("nfmix", "package"):
+            if column not in self.frame:
+                self.frame[column] = None
         self.code = code_version()
-        self._done = set(zip(self.frame["dataset"], self.frame["seed"], self.frame["setup"]))
+        self.package = package_digest()
+        if accept_code_change:
+            self._accept_code_change()
+
+    def _current(self) -> pd.Series:
+        return (self.frame["nfmix"].astype(str) == __version__) & (self.frame["package"].astype(str) == self.package)
+
+    @property
+    def current(self) -> pd.DataFrame:
+        """The rows computed by today's nfmix."""
+        return self.frame[self._current()]
+
+    @property
+    def n_stale(self) -> int:
+        return int((~self._current()).sum())
 
     def has(self, dataset: str, seed: int, setup: str) -> bool:
-        return (dataset, seed, setup) in self._done
+        current = self.current
+        return bool(((current["dataset"] == dataset) & (current["seed"] == seed) & (current["setup"] == setup)).any())
 
     def add(self, row: dict) -> None:
-        """Append one finished run and write the table (atomically: a kill leaves the old table or the new)."""
-        row = {**row, "nfmix": __version__, "code": self.code}
-        self.frame = (
-            pd.concat([self.frame, pd.DataFrame([row])], ignore_index=True) if len(self.frame) else pd.DataFrame([row])
+        """Record one finished run, replacing an older row of the same triple, and write the table (atomically: a
+        kill leaves the old table or the new)."""
+        row = {**row, "nfmix": __version__, "package": self.package, "code": self.code}
+        same = (
+            (self.frame["dataset"] == row["dataset"])
+            & (self.frame["seed"] == row["seed"])
+            & (self.frame["setup"] == row["setup"])
         )
-        self._done.add((row["dataset"], row["seed"], row["setup"]))
+        kept = self.frame[~same]
+        self.frame = pd.concat([kept, pd.DataFrame([row])], ignore_index=True) if len(kept) else pd.DataFrame([row])
+        self._write()
+        print({key: (round(v, 3) if isinstance(v, float) else v) for key, v in row.items()}, flush=True)
+
+    def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".csv.partial")
         self.frame.to_csv(partial, index=False)
         os.replace(partial, self.path)
-        print({key: (round(v, 3) if isinstance(v, float) else v) for key, v in row.items()}, flush=True)
+
+    def _accept_code_change(self) -> None:
+        changed = (self.frame["nfmix"].astype(str) == __version__) & ~self._current() & self.frame["package"].notna()
+        log = self.path.parent / ACCEPTED_LOG
+        if not changed.any():
+            print(f"--accept-code-change: no row of nfmix {__version__} differs only in the package hash")
+            return
+        old = sorted(set(self.frame.loc[changed, "package"].astype(str)))
+        self.frame.loc[changed, "package"] = self.package
+        self._write()
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with log.open("a") as file:
+            file.write(f"{stamp} accepted package {', '.join(old)} -> {self.package} for {int(changed.sum())} row(s)\n")
+        print(f"--accept-code-change: {int(changed.sum())} row(s) of package {', '.join(old)} stamped {self.package}")
+
+    def freshness(self) -> str:
+        """A sentence for a summary's caption: whether every row is of today's code."""
+        if not self.n_stale:
+            return f"All {len(self.frame)} runs are of nfmix {__version__}, package {self.package}."
+        return (
+            f"{self.n_stale} of {len(self.frame)} runs are of older code than nfmix {__version__}, package "
+            f"{self.package} (see the nfmix and package columns); rerunning the study replaces them."
+        )
+
+
+def add_accept_code_change(parser) -> None:
+    """The study scripts' ``--accept-code-change`` option (see :class:`RunTable`)."""
+    parser.add_argument(
+        "--accept-code-change",
+        action="store_true",
+        help="stamp rows made stale only by an edit of nfmix's source as current (logged): for an edit known not "
+        "to change results",
+    )
 
 
 def paired_summary(done: pd.DataFrame, baseline: str, metrics: dict[str, str], versus: str) -> pd.DataFrame:

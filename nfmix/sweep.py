@@ -172,6 +172,13 @@ def source_hashes() -> dict:
     }
 
 
+def package_digest(hashes: dict | None = None) -> str:
+    """One hash of every ``nfmix/*.py`` (of ``hashes``, :func:`source_hashes` by default): what a study's row
+    records of the package that computed it."""
+    hashes = source_hashes() if hashes is None else hashes
+    return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def identity(run: dict) -> dict:
     """Everything that shapes a run's results (out_dir is where they go, not what they are): the notebook and
     its code, the parameters, every preset's contents (a run names a preset, not its values), nfmix's source."""

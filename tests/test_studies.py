@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import study  # noqa: E402
 from study import RunTable, paired_summary  # noqa: E402
 
 from nfmix import __version__  # noqa: E402
@@ -21,6 +22,38 @@ def test_a_reopened_table_knows_its_finished_runs_and_stamps_each_row(tmp_path):
     assert row["nfmix"] == __version__ and isinstance(row["code"], str) and row["code"]
     reopened.add({"dataset": "iris", "seed": 1, "setup": "a", "ari": 0.25})
     assert len(pd.read_csv(tmp_path / "runs.csv")) == 2 and not list(tmp_path.glob("*.partial"))
+
+
+def test_an_edit_of_nfmix_makes_every_row_stale_and_its_rerun_replaces_the_old_row(tmp_path, monkeypatch):
+    RunTable(tmp_path).add({"dataset": "iris", "seed": 0, "setup": "a", "ari": 0.5})
+    monkeypatch.setattr(study, "package_digest", lambda: "an-edited-package")
+    edited = RunTable(tmp_path)
+    assert not edited.has("iris", 0, "a") and edited.n_stale == 1
+    assert edited.freshness().startswith("1 of 1 runs are of older code")
+    edited.add({"dataset": "iris", "seed": 0, "setup": "a", "ari": 0.75})
+    rows = pd.read_csv(tmp_path / "runs.csv")
+    assert rows[["ari", "package"]].values.tolist() == [[0.75, "an-edited-package"]]
+    assert RunTable(tmp_path).has("iris", 0, "a") and edited.freshness().startswith("All 1 runs are of nfmix")
+
+
+def test_rows_from_before_the_package_hash_are_stale(tmp_path):
+    old = {"dataset": "iris", "seed": 0, "setup": "a", "ari": 0.5, "nfmix": __version__, "code": "abc"}
+    pd.DataFrame([old]).to_csv(tmp_path / "runs.csv", index=False)
+    table = RunTable(tmp_path, accept_code_change=True)  # no hash to accept a change from
+    assert not table.has("iris", 0, "a") and table.n_stale == 1
+    assert not (tmp_path / "accepted-code-changes.log").exists()
+
+
+def test_accept_code_change_stamps_rows_of_this_version_current_and_logs_it(tmp_path, monkeypatch):
+    table = RunTable(tmp_path)
+    table.add({"dataset": "iris", "seed": 0, "setup": "a", "ari": 0.5})
+    before = table.package
+    monkeypatch.setattr(study, "package_digest", lambda: "a-comment-edit")
+    accepted = RunTable(tmp_path, accept_code_change=True)
+    assert accepted.has("iris", 0, "a") and accepted.n_stale == 0
+    assert pd.read_csv(tmp_path / "runs.csv")["package"].tolist() == ["a-comment-edit"]
+    log = (tmp_path / "accepted-code-changes.log").read_text()
+    assert f"accepted package {before} -> a-comment-edit for 1 row(s)" in log
 
 
 def test_the_summary_pairs_by_seed_and_ranks_a_missing_score_as_the_worst():

@@ -42,12 +42,12 @@ def _edit_source(monkeypatch, *names):
 # ---------------------------------------------------------------------------------------------- 1. identity
 def test_an_edited_preset_makes_a_finished_run_stale_and_is_named(finished, monkeypatch, capsys):
     path, results, _ = finished
-    monkeypatch.setitem(presets.PRESETS["nfmix"]["images"], "n_init", 10)  # the preset's contents, not its name
+    monkeypatch.setitem(presets.PRESETS["nfmix"]["images"], "n_init", 4)  # the preset's contents, not its name
     for run in _planned(path, results):
-        assert inspect(run) == ("stale", "preset nfmix/images n_init 3 -> 10")
+        assert inspect(run) == ("stale", "preset nfmix/images n_init 10 -> 4")
     run_sweep(path, results, dry_run=True)
     out = capsys.readouterr().out
-    assert "2 stale run(s) to rerun, changed since they ran: preset nfmix/images n_init 3 -> 10" in out
+    assert "2 stale run(s) to rerun, changed since they ran: preset nfmix/images n_init 10 -> 4" in out
 
 
 def test_an_edited_source_file_makes_a_finished_run_stale_and_is_named(finished, monkeypatch):
