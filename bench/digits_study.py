@@ -7,7 +7,9 @@ network's size, the scaling (standardised pixels), and the pixels' discreteness 
 of 17 levels, gets uniform noise of one level's width, drawn once). k-means (10 inits) and the GMM (10 inits) are
 scored on the same seeds.
 
-    python bench/digits_study.py [--seeds 0 1 2 3 4 5]     # writes results/digits/study.csv and study.md
+    python bench/digits_study.py [--seeds 0 1 2 3 4 5]     # writes results/digits/runs.csv and summary.md
+
+Resumable: a (seed, set-up) already in runs.csv, from today's nfmix, is not fitted again (bench/study.py).
 """
 
 from __future__ import annotations
@@ -17,15 +19,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from study import RunTable, add_accept_code_change, paired_summary, write_summary
 
 from nfmix import MAFMixture, load_dataset, presets
 from nfmix.baselines import baseline_labels
 from nfmix.metrics import clustering_scores
-from nfmix.stats import interval, paired_test
-from nfmix.sweep import markdown_table
 
 OUT = Path(__file__).resolve().parent.parent / "results" / "digits"
+DATASET = "digits"
 BASE = presets.NFMIX_IMAGES
 SETUPS = {
     "nfmix image set-up": ({}, None),
@@ -49,55 +50,37 @@ def transform(X, how, seed):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
+    parser.add_argument("--out", type=Path, default=OUT)
+    add_accept_code_change(parser)
     args = parser.parse_args(argv)
     X, y = load_dataset("digits")
-    rows = []
+    table = RunTable(args.out, accept_code_change=args.accept_code_change)
     for seed in args.seeds:
         for method in ("kmeans", "gmm"):
-            rows.append(clustering_scores(y, baseline_labels(method, X, 10, seed=seed), method=method, seed=seed))
+            if not table.has(DATASET, seed, method):
+                scores = clustering_scores(y, baseline_labels(method, X, 10, seed=seed), method=method, seed=seed)
+                table.add(_row(scores, method))
         for name, (overrides, how) in SETUPS.items():
+            if table.has(DATASET, seed, name):
+                continue
             started = time.perf_counter()
             data = transform(X, how, seed)
             model = MAFMixture(10, **{**BASE, **overrides}, random_state=seed).fit(data)
-            rows.append(
-                {
-                    **clustering_scores(y, model.labels_, method=name, seed=seed),
-                    "nll": -model.score(data),
-                    "seconds": time.perf_counter() - started,
-                }
-            )
-        write(pd.DataFrame(rows), args.seeds[: args.seeds.index(seed) + 1])
+            scores = clustering_scores(y, model.labels_, method=name, seed=seed)
+            table.add(_row(scores, name, nll=-model.score(data), seconds=time.perf_counter() - started))
+    write_summary(
+        args.out,
+        f"digits ({len(X)} images): ARI and NMI of each set-up, mean ± sd over n seeds; p: Wilcoxon signed-rank, "
+        f"paired by seed, against k-means (10 inits). {table.freshness()}",
+        paired_summary(table.frame, "kmeans", {"ari": "ARI", "nmi": "NMI"}, versus="k-means"),
+    )
     return 0
 
 
-def write(table, seeds) -> None:
-    """Tables of the seeds done so far (written after each seed, so a stopped study keeps them)."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    table.to_csv(OUT / "study.csv", index=False)
-    kmeans = table[table["method"] == "kmeans"].set_index("seed")["ari"]
-    summary = []
-    for method, group in table.groupby("method", sort=False):
-        ari = group.set_index("seed")["ari"]
-        low, high = interval(ari)
-        summary.append(
-            {
-                "set-up": method,
-                "n": len(ari),
-                "ARI mean": round(ari.mean(), 3),
-                "95% interval": f"[{low:.3f}, {high:.3f}]",
-                "NMI mean": round(group["nmi"].mean(), 3),
-                "vs k-means, p (Wilcoxon)": ""
-                if method == "kmeans"
-                else round(paired_test(ari, kmeans.loc[ari.index]), 4),
-            }
-        )
-    text = (
-        f"digits (1797 images), seeds {seeds}: ARI of each set-up and a paired test against k-means.\n\n"
-        + markdown_table(pd.DataFrame(summary))
-        + "\n"
-    )
-    (OUT / "study.md").write_text(text)
-    print(text, flush=True)
+def _row(scores: dict, setup: str, **extra) -> dict:
+    """A study row: the table's keys first, then the scores (whose "method" is the set-up)."""
+    scores = {key: value for key, value in scores.items() if key != "method"}
+    return {"dataset": DATASET, "setup": setup, **scores, **extra}
 
 
 if __name__ == "__main__":

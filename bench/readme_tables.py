@@ -254,6 +254,11 @@ def sweep_table(sweep: str, metric: str = "ari") -> str:
     return f"{metric.upper()}, mean over n seeds:\n\n" + markdown(table)
 
 
+def study_summary(study: str) -> str:
+    """A study's own summary (``results/<study>/summary.md``, written by its script from its runs.csv)."""
+    return (ROOT / "results" / study / "summary.md").read_text().strip()
+
+
 TABLES = {
     "density": lambda docs: density_table(),
     "defaults": lambda docs: defaults_table(),
@@ -261,6 +266,7 @@ TABLES = {
     "which": which_table,
     "toy": lambda docs: sweep_table("toy"),
     "images": lambda docs: sweep_table("images"),
+    "digits": lambda docs: study_summary("digits"),
 }
 # The files with generated tables, each holding some of TABLES between their markers.
 PAGES = [
@@ -269,6 +275,7 @@ PAGES = [
     "docs/results.md",
     "docs/studies/density.md",
     "docs/studies/defaults.md",
+    "docs/studies/digits.md",
     "docs/performance.md",
 ]
 

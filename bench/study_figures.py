@@ -100,7 +100,7 @@ def _ari_per_seed(runs: pd.DataFrame, order, reference: str, name: str, height: 
 
 
 def digits() -> plt.Figure:
-    runs = pd.read_csv(RESULTS / "digits" / "study.csv")
+    runs = pd.read_csv(RESULTS / "digits" / "runs.csv").rename(columns={"setup": "method"})
     order = list(runs.groupby("method", sort=False)["ari"].mean().index)
     return _ari_per_seed(
         runs,
