@@ -38,12 +38,21 @@ check-notebooks: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_speed.py
 
-## The held-out density and defaults studies (resumable: a run already in results/ is not redone), each study's
-## figure (bench/study_figures.py), then the generated tables of the README and the site's pages from results/
-## (bench/readme_tables.py; tests/test_readme.py checks them)
+## Every result the README and the site show, regenerated from the code: the sweeps (toy, images, embedding), the
+## studies (held-out density, defaults, digits, circles, embedding collapse), each study's figure
+## (bench/study_figures.py), then the generated tables of the README and the site's pages (bench/readme_tables.py;
+## tests/test_readme.py checks them). Resumable, and a no-op when every run is current: a sweep's run or a study's
+## row is redone only when missing or made by other code (nfmix.sweep identities; bench/study.py). The sweeps and
+## the image studies take many CPU hours: run it from a `git worktree` snapshot.
 results: $(STAMP)
-	$(PY) bench/density_study.py
+	$(PY) -m nfmix.sweep sweeps/toy.yaml
+	$(PY) -m nfmix.sweep sweeps/images.yaml
+	$(PY) -m nfmix.sweep sweeps/embedding.yaml
 	$(PY) bench/defaults_study.py
+	$(PY) bench/density_study.py --images
+	$(PY) bench/digits_study.py
+	$(PY) bench/circles_study.py
+	$(PY) bench/embedding_collapse.py
 	$(PY) bench/study_figures.py
 	$(PY) bench/readme_tables.py
 

@@ -9,7 +9,9 @@
    of the epochs), beside spectral clustering alone, and with the partition held for all epochs
    (``init_epochs=epochs``: spectral clustering's partition with the flows' density on top).
 
-    python bench/circles_study.py [--seeds 0 1 2]      # writes results/circles/circles.csv and circles.md
+    python bench/circles_study.py [--seeds 0 1 2]      # writes results/circles/runs.csv and summary.md
+
+Resumable, seed by seed: a seed whose rows are all in runs.csv, from today's nfmix, is not fitted again.
 """
 
 from __future__ import annotations
@@ -19,13 +21,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from scipy.special import logsumexp
 from sklearn.metrics import adjusted_rand_score
+from study import RunTable, add_accept_code_change, write_summary
 
 from nfmix import MAFMixture, load_dataset
 from nfmix.baselines import fit_baseline
-from nfmix.sweep import markdown_table
 
 OUT = Path(__file__).resolve().parent.parent / "results" / "circles"
 NETWORKS = {
@@ -33,6 +34,22 @@ NETWORKS = {
     "larger (H=64x64, 2 blocks)": dict(hidden_units=(64, 64), n_blocks=2),
 }
 WARM_UP = 2000
+DATASET = "circles"
+FOUND, LEARNT, RINGS = (
+    "found by fitting (defaults)",
+    "that partition, learnt supervised",
+    "true rings, learnt supervised",
+)
+ALGORITHMS = ("em_hard", "em_soft", "mle")
+HELD = "spectral partition held for all epochs"
+# Every row one seed gives, as "study | network | set-up" (RunTable's set-up key; see row()).
+SETUPS = [
+    *(f"1 partitions | {network} | {setup}" for network in NETWORKS for setup in (FOUND, LEARNT, RINGS)),
+    *(f"2 start on the rings | {network} | {algorithm}" for network in NETWORKS for algorithm in ALGORITHMS),
+    "3 graph start | spectral clustering alone",
+    *(f'3 graph start | paper\'s | init="spectral", {algorithm}' for algorithm in ALGORITHMS),
+    f"3 graph start | paper's | {HELD}",
+]
 
 
 def supervised_nll(X, parts, network, seed) -> float:
@@ -48,10 +65,12 @@ def row(study, network, setup, seed, X, y, labels=None, nll=None, model=None, **
     labels = model.labels_ if labels is None else labels
     nll = -model.score(X) if nll is None else nll
     return {
+        "dataset": DATASET,
+        "seed": seed,
+        "setup": " | ".join(part for part in (study, network, setup) if part),
         "study": study,
         "network": network,
         "set-up": setup,
-        "seed": seed,
         "nll": nll,
         "ari": adjusted_rand_score(y, labels),
         **extra,
@@ -64,11 +83,11 @@ def one_seed(X, y, seed) -> list[dict]:
         fitted = MAFMixture(2, **network, random_state=seed).fit(X)  # the defaults: hard EM, k-means starts
         halves = fitted.labels_
         rows += [
-            row("1 partitions", name, "found by fitting (defaults)", seed, X, y, model=fitted),
+            row("1 partitions", name, FOUND, seed, X, y, model=fitted),
             row(
                 "1 partitions",
                 name,
-                "that partition, learnt supervised",
+                LEARNT,
                 seed,
                 X,
                 y,
@@ -78,7 +97,7 @@ def one_seed(X, y, seed) -> list[dict]:
             row(
                 "1 partitions",
                 name,
-                "true rings, learnt supervised",
+                RINGS,
                 seed,
                 X,
                 y,
@@ -86,7 +105,7 @@ def one_seed(X, y, seed) -> list[dict]:
                 nll=supervised_nll(X, y, network, seed),
             ),
         ]
-        for algorithm in ("em_hard", "em_soft", "mle"):
+        for algorithm in ALGORITHMS:
             model = MAFMixture(
                 2, **network, init=y, init_epochs=WARM_UP, epochs=2 * WARM_UP, algorithm=algorithm, random_state=seed
             ).fit(X)
@@ -105,33 +124,38 @@ def one_seed(X, y, seed) -> list[dict]:
     labels, _ = fit_baseline("spectral", X, 2, seed=seed)
     rows.append(row("3 graph start", "", "spectral clustering alone", seed, X, y, labels=labels, nll=np.nan))
     network = NETWORKS["paper's (H=10, 1 block)"]
-    for algorithm in ("em_hard", "em_soft", "mle"):
+    for algorithm in ALGORITHMS:
         model = MAFMixture(2, **network, init="spectral", algorithm=algorithm, random_state=seed).fit(X)
         rows.append(row("3 graph start", "paper's", f'init="spectral", {algorithm}', seed, X, y, model=model))
     held = MAFMixture(2, **network, init="spectral", init_epochs=2000, epochs=2000, random_state=seed).fit(X)
-    rows.append(row("3 graph start", "paper's", "spectral partition held for all epochs", seed, X, y, model=held))
+    rows.append(row("3 graph start", "paper's", HELD, seed, X, y, model=held))
     return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=OUT)
+    add_accept_code_change(parser)
     args = parser.parse_args(argv)
     X, y = load_dataset("circles")
-    rows = []
-    for done, seed in enumerate(args.seeds, start=1):
+    table = RunTable(args.out, accept_code_change=args.accept_code_change)
+    for seed in args.seeds:
+        # A seed's set-ups share fits (each partition is learnt from the one the defaults found), so a seed is
+        # fitted whole unless every one of its rows is current.
+        if all(table.has(DATASET, seed, setup) for setup in SETUPS):
+            continue
         started = time.perf_counter()
-        rows += one_seed(X, y, seed)
+        for fitted in one_seed(X, y, seed):
+            table.add(fitted)
         print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
-        write(pd.DataFrame(rows), args.seeds[:done], len(X))  # after each seed, so a stopped study keeps them
+    write(table, len(X))
     return 0
 
 
-def write(table, seeds, n_points) -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    table.to_csv(OUT / "circles.csv", index=False)
+def write(table: RunTable, n_points: int) -> None:
     summary = (
-        table.groupby(["study", "network", "set-up"], sort=False)
+        table.frame.groupby(["study", "network", "set-up"], sort=False, dropna=False)
         .agg(
             n=("seed", "size"),
             nll=("nll", "mean"),
@@ -142,13 +166,14 @@ def write(table, seeds, n_points) -> None:
         )
         .round(3)
         .reset_index()
+        .fillna("")
     )
-    text = (
-        f"circles ({n_points} points), seeds {seeds}: mean negative log-likelihood per point (lower is "
-        f"better; nats) and ARI against the rings.\n\n{markdown_table(summary)}\n"
+    write_summary(
+        table.path.parent,
+        f"circles ({n_points} points), seeds {sorted(table.frame['seed'].unique().tolist())}: mean negative "
+        f"log-likelihood per point (lower is better; nats) and ARI against the rings. {table.freshness()}",
+        summary,
     )
-    (OUT / "circles.md").write_text(text)
-    print(text, flush=True)
 
 
 if __name__ == "__main__":

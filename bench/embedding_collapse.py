@@ -9,8 +9,9 @@ to under 2 nats a point for these flows, far less than their NLL gap to the GMM,
 
     python bench/embedding_collapse.py [--seeds 0 1 2 3 4 5] [--fit-rows 10000]
 
-Writes results/embedding/collapse.csv and collapse.md after every set-up; a rerun fits only the (seed, set-up)
-pairs missing from the csv, so a stopped study resumes and a new set-up is added to the seeds already done.
+Writes results/collapse/runs.csv after every set-up and summary.md after every seed; a rerun fits only
+the (seed, set-up) pairs without a current row (bench/study.py), so a stopped study resumes and a new set-up is
+added to the seeds already done.
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from study import RunTable, add_accept_code_change, write_summary
 
 from nfmix import MAFMixture, load_dataset, presets
 from nfmix.baselines import fit_baseline
 from nfmix.embedding import embedding_pipeline
 from nfmix.metrics import clustering_scores
 from nfmix.stats import interval, paired_test
-from nfmix.sweep import markdown_table
 
-OUT = Path(__file__).resolve().parent.parent / "results" / "embedding"
+OUT = Path(__file__).resolve().parent.parent / "results" / "collapse"
+DATASET = "fmnist UMAP-10"
 BASE = presets.NFMIX_EMBEDDING
 WARM_UP = BASE["init_epochs"]
 PICKED = "flows picked by likelihood (no labels)"
@@ -47,26 +49,17 @@ SETUPS = {
 }
 
 
-def fit_seed(seed: int, images, y, fit_rows: int, done: pd.DataFrame) -> pd.DataFrame:
-    """Fit every set-up of one seed missing from ``done``; returns ``done`` with the new rows (written as they come)."""
-    have = set(done.loc[done["seed"] == seed, "method"]) if len(done) else set()
+def fit_seed(seed: int, images, y, fit_rows: int, table: RunTable) -> None:
+    """Fit every set-up of one seed that ``table`` lacks (a current row), adding each row as it comes."""
+    missing = [name for name in ("kmeans", "gmm", *SETUPS) if not table.has(DATASET, seed, name)]
     # A model is fitted when its row is missing, or when a missing set-up starts from its clusters.
-    starts_needed = {start for name, (_, start) in SETUPS.items() if name not in have}
-    to_fit = [name for name in ("kmeans", "gmm", *SETUPS) if name not in have or name in starts_needed]
+    starts_needed = {SETUPS[name][1] for name in missing if name in SETUPS} - {None}
+    to_fit = [name for name in ("kmeans", "gmm", *SETUPS) if name in missing or name in starts_needed]
     if not to_fit:
-        return done
+        return
     Z = embedding_pipeline(random_state=seed).fit_transform(images)
     fit = np.sort(np.random.RandomState(seed).choice(len(Z), fit_rows, replace=False))
     fit_labels = {}
-
-    def add(row):
-        nonlocal done
-        done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
-        write(done, fit_rows)
-        print(
-            {key: row[key] for key in ("method", "seed", "ari", "accuracy", "n_clusters", "nll", "seconds")}, flush=True
-        )
-
     for name in to_fit:
         started = time.perf_counter()
         if name in ("kmeans", "gmm"):
@@ -82,19 +75,15 @@ def fit_seed(seed: int, images, y, fit_rows: int, done: pd.DataFrame) -> pd.Data
                 "smallest weight": float(model.weights_.min()),
                 "reseeds": len(model.history_["reseeds"]),
             }
-        if name not in have:
-            add(
-                {
-                    **clustering_scores(y, model.predict(Z), method=name, seed=seed),
-                    **extra,
-                    "seconds": time.perf_counter() - started,
-                }
-            )
-    return done
+        if name in missing:
+            scores = clustering_scores(y, model.predict(Z), method=name, seed=seed)
+            del scores["method"]
+            table.add({"dataset": DATASET, "setup": name, **scores, **extra, "seconds": time.perf_counter() - started})
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
     """Mean, 95% interval and components per set-up, with a paired test of each against the GMM."""
+    table = table.rename(columns={"setup": "method"})
     flows = table[table["method"].isin(SETUPS)]
     flows = flows[flows.groupby("seed")["method"].transform("size") == len(SETUPS)]  # seeds with every set-up
     best = flows.loc[flows.groupby("seed")["nll"].idxmin()]
@@ -129,32 +118,32 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(summary).fillna("")
 
 
-def write(table: pd.DataFrame, fit_rows: int) -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    table.to_csv(OUT / "collapse.csv", index=False)
-    seeds = sorted(int(seed) for seed in table["seed"].unique())
-    summary = summarise(table)
-    (OUT / "collapse.md").write_text(
+def write(table: RunTable, fit_rows: int) -> None:
+    frame = table.frame
+    seeds = sorted(int(seed) for seed in frame["seed"].unique())
+    write_summary(
+        table.path.parent,
         f"F-MNIST, UMAP-10 embedding (nfmix.embedding defaults, one embedding per seed), each model fitted on "
         f"{fit_rows} random images and scored on all 70,000; seeds {seeds}. Mean [95% Student-t interval] over "
         f"seeds; p: two-sided Wilcoxon signed-rank, paired by seed, against the GMM (with n = {len(seeds)} the "
         f"smallest possible p is {2 / 2 ** len(seeds):.3g}). Components used: clusters with at least one of the "
-        "70,000 points, per seed.\n\n" + markdown_table(summary) + "\n"
+        f"70,000 points, per seed. {table.freshness()}",
+        summarise(frame),
     )
-    print(markdown_table(summary), flush=True)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--fit-rows", type=int, default=10000)
+    parser.add_argument("--out", type=Path, default=OUT)
+    add_accept_code_change(parser)
     args = parser.parse_args(argv)
-    done = pd.read_csv(OUT / "collapse.csv") if (OUT / "collapse.csv").exists() else pd.DataFrame()
-    if len(done) and not set(done["method"]) <= set(SETUPS) | {"kmeans", "gmm"}:
-        raise SystemExit(f"{OUT / 'collapse.csv'} holds other set-ups: move it away to start the study afresh")
+    table = RunTable(args.out, accept_code_change=args.accept_code_change)
     images, y = load_dataset("fmnist")
     for seed in args.seeds:
-        done = fit_seed(seed, images, y, args.fit_rows, done)
+        fit_seed(seed, images, y, args.fit_rows, table)
+        write(table, args.fit_rows)
     return 0
 
 

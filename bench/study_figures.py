@@ -115,7 +115,7 @@ def digits() -> plt.Figure:
 
 
 def circles() -> plt.Figure:
-    runs = pd.read_csv(RESULTS / "circles" / "circles.csv")
+    runs = pd.read_csv(RESULTS / "circles" / "runs.csv")
     parts = runs[runs["study"] == "1 partitions"]
     figure, ax = plt.subplots(figsize=(9, 4))
     sns.barplot(data=parts, y="set-up", x="nll", hue="network", ax=ax)
@@ -128,8 +128,8 @@ def circles() -> plt.Figure:
     return figure
 
 
-def embedding() -> plt.Figure:
-    runs = pd.read_csv(RESULTS / "embedding" / "collapse.csv")
+def collapse() -> plt.Figure:
+    runs = pd.read_csv(RESULTS / "collapse" / "runs.csv").rename(columns={"setup": "method"})
     order = list(runs.groupby("method", sort=False)["ari"].mean().sort_values(ascending=False).index)
     return _ari_per_seed(
         runs,
@@ -143,7 +143,7 @@ def embedding() -> plt.Figure:
     )
 
 
-FIGURES = {"density": density, "defaults": defaults, "digits": digits, "circles": circles, "embedding": embedding}
+FIGURES = {"density": density, "defaults": defaults, "digits": digits, "circles": circles, "collapse": collapse}
 
 
 def main(argv=None) -> int:

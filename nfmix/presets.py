@@ -33,14 +33,15 @@ PAPER_IMAGES = dict(PAPER_2D, hidden_units=(1024,), epochs=10, batch_size=1000)
 NFMIX_2D = dict(PAPER_2D, base="auto", n_init=10, init="kmeans", learning_rate=1e-2, algorithm="em_hard", reseed=True)
 # Images: k-means starts (with the scale floor in nfmix.initialise), gradient ML, and ten restarts.
 # k-means starts: on a 10,000-image F-MNIST PCA-100 subsample, seed 0, ARI 0.40 against 0.34 for k-means and
-# 0.29 for the paper's set-up; hard EM gave 0.31 there. Ten restarts, not three: results/digits/study.md, row
-# "10 restarts" (ARI 0.685 against 0.659 with three; above k-means on all six seeds, p 0.031).
+# 0.29 for the paper's set-up; hard EM gave 0.31 there. Ten restarts, not three: results/digits/summary.md, the
+# preset's row against "3 restarts" (when it was chosen, ARI 0.685 against 0.659; above k-means on all six seeds,
+# p 0.031).
 # The flows alone (PAPER_IMAGES' base="diag"): base="auto" was not measured on images.
 NFMIX_IMAGES = dict(PAPER_IMAGES, n_init=10, init="kmeans", reseed=True)
 
 # A UMAP embedding of images (nfmix.embedding, notebook 06): the 2D set-up with gradient ML, 300 epochs (70,000
 # points give 18 minibatches an epoch), and a 75-epoch warm-up on the k-means clusters first:
-# results/embedding/collapse.md, row "gradient ML, 75-epoch warm-up on k-means clusters" (ARI 0.536 against
+# results/collapse/summary.md, row "gradient ML (preset)" against "gradient ML, no warm-up" (ARI 0.536 against
 # 0.489 without it, higher on all six seeds, and every seed keeps all 10 components).
 NFMIX_EMBEDDING = dict(NFMIX_2D, base="diag", epochs=300, algorithm="mle", init_epochs=75)
 # Density, not clusters: GMM-nested components (each starts as a full-covariance GaussianMixture component, its

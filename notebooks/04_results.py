@@ -153,7 +153,7 @@ side_by_side.astype(object).where(side_by_side.notna(), "not run here")
 # rings stays there (ARI 1) or leaves them (ARI 0).
 
 # %%
-circles_path = results_file("circles", "circles.csv", results_dir)
+circles_path = results_file("circles", "runs.csv", results_dir)
 if circles_path is not None:
     circles = pd.read_csv(circles_path)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
@@ -183,7 +183,7 @@ if circles_path is not None:
     ].agg(["mean", "size"])
 else:
     display_table = (
-        "no results/circles/circles.csv: run `python bench/circles_study.py`"
+        "no results/circles/runs.csv: run `python bench/circles_study.py`"
     )
 display_table
 
@@ -232,16 +232,16 @@ if not embedding.empty:
 # %% [markdown]
 # ## What keeps all K flows in use in the embedding
 # In the full F-MNIST embedding the flows leave some of their 10 components empty. `bench/embedding_collapse.py`
-# (`results/embedding/collapse.csv`) fits several set-ups on the same 10,000 embedded images per seed, scores
+# (`results/collapse/runs.csv`) fits several set-ups on the same 10,000 embedded images per seed, scores
 # them on all 70,000, and lets the likelihood pick one per seed, a rule that needs no labels. **What to see:**
 # the left panel gives each set-up's ARI per seed (one dot each) beside the GMM fitted the same way; the right
 # panel shows how many of the 10 components each set-up kept in use. A set-up that keeps all 10 but scores below
 # the GMM tells us that collapse is not the only obstacle.
 
 # %%
-collapse_path = results_file("embedding", "collapse.csv", results_dir)
+collapse_path = results_file("collapse", "runs.csv", results_dir)
 if collapse_path is not None:
-    collapse = pd.read_csv(collapse_path)
+    collapse = pd.read_csv(collapse_path).rename(columns={"setup": "method"})
     flows = collapse[~collapse["method"].isin(["kmeans", "gmm"])]
     setups = flows["method"].nunique()
     flows = flows[
@@ -291,7 +291,7 @@ if collapse_path is not None:
     )
 else:
     collapse_table = (
-        "no results/embedding/collapse.csv: run `python bench/embedding_collapse.py`"
+        "no results/collapse/runs.csv: run `python bench/embedding_collapse.py`"
     )
 collapse_table
 
