@@ -150,6 +150,7 @@ def main(argv=None) -> int:
             table.add(fitted)
         print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
     write(table, len(X))
+    table.report()
     return 0
 
 

@@ -148,6 +148,7 @@ def main(argv=None):
         + table.freshness(),
         paired_summary(table.frame, GMM, {"ari": "ARI", "loglik": "loglik"}, versus="GMM"),
     )
+    table.report()
 
 
 if __name__ == "__main__":

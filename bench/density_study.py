@@ -165,6 +165,7 @@ def main(argv=None):
         "seeds, and test ARI; p: Wilcoxon signed-rank, paired by seed, against the GMM." + " " + table.freshness(),
         paired_summary(table.frame, GMM, {"test loglik": "test loglik", "test ari": "test ARI"}, versus="GMM"),
     )
+    table.report()
 
 
 if __name__ == "__main__":

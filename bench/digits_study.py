@@ -74,6 +74,7 @@ def main(argv=None) -> int:
         f"paired by seed, against k-means (10 inits). {table.freshness()}",
         paired_summary(table.frame, "kmeans", {"ari": "ARI", "nmi": "NMI"}, versus="k-means"),
     )
+    table.report()
     return 0
 
 

@@ -144,6 +144,7 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         fit_seed(seed, images, y, args.fit_rows, table)
         write(table, args.fit_rows)
+    table.report()
     return 0
 
 

@@ -61,6 +61,7 @@ class RunTable:
                 self.frame[column] = None
         self.code = code_version()
         self.package = package_digest()
+        self.fitted = 0  # rows added by this process
         if accept_code_change:
             self._accept_code_change()
 
@@ -91,6 +92,7 @@ class RunTable:
         )
         kept = self.frame[~same]
         self.frame = pd.concat([kept, pd.DataFrame([row])], ignore_index=True) if len(kept) else pd.DataFrame([row])
+        self.fitted += 1
         self._write()
         print({key: (round(v, 3) if isinstance(v, float) else v) for key, v in row.items()}, flush=True)
 
@@ -113,6 +115,11 @@ class RunTable:
         with log.open("a") as file:
             file.write(f"{stamp} accepted package {', '.join(old)} -> {self.package} for {int(changed.sum())} row(s)\n")
         print(f"--accept-code-change: {int(changed.sum())} row(s) of package {', '.join(old)} stamped {self.package}")
+
+    def report(self) -> None:
+        """Say what this process did: `make results` on current results fits nothing and says so."""
+        did = f"fitted {self.fitted} run(s)" if self.fitted else "nothing to fit"
+        print(f"{self.path}: {did}; {self.freshness()}")
 
     def freshness(self) -> str:
         """A sentence for a summary's caption: whether every row is of today's code."""

@@ -72,7 +72,7 @@ def test_the_summary_pairs_by_seed_and_ranks_a_missing_score_as_the_worst():
     assert "p ARI" not in table.columns or pd.isna(table.loc["base", "p ARI"])
 
 
-def test_the_circles_study_names_every_row_it_fits_and_resumes_by_seed(tmp_path, monkeypatch):
+def test_the_circles_study_names_every_row_it_fits_and_resumes_by_seed(tmp_path, monkeypatch, capsys):
     import circles_study
 
     class Fitted:  # stands in for MAFMixture: the study's bookkeeping, not its fits, is under test
@@ -96,5 +96,7 @@ def test_the_circles_study_names_every_row_it_fits_and_resumes_by_seed(tmp_path,
     rows = pd.read_csv(tmp_path / "runs.csv")
     assert sorted(rows["setup"]) == sorted(circles_study.SETUPS)
     monkeypatch.setattr(circles_study, "one_seed", lambda *args: pytest.fail("a finished seed was fitted again"))
+    capsys.readouterr()
     circles_study.main(["--seeds", "0", "--out", str(tmp_path)])
     assert "All 17 runs are of nfmix" in (tmp_path / "summary.md").read_text()
+    assert "runs.csv: nothing to fit; All 17 runs are of nfmix" in capsys.readouterr().out
