@@ -126,7 +126,7 @@ class RunTable:
         if not self.n_stale:
             return f"All {len(self.frame)} runs are of nfmix {__version__}, package {self.package}."
         return (
-            f"{self.n_stale} of {len(self.frame)} runs are of older code than nfmix {__version__}, package "
+            f"{self.n_stale} of {len(self.frame)} runs were made by other code than nfmix {__version__}, package "
             f"{self.package} (see the nfmix and package columns); rerunning the study replaces them."
         )
 

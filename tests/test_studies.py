@@ -30,7 +30,7 @@ def test_an_edit_of_nfmix_makes_every_row_stale_and_its_rerun_replaces_the_old_r
     monkeypatch.setattr(study, "package_digest", lambda: "an-edited-package")
     edited = RunTable(tmp_path)
     assert not edited.has("iris", 0, "a") and edited.n_stale == 1
-    assert edited.freshness().startswith("1 of 1 runs are of older code")
+    assert edited.freshness().startswith("1 of 1 runs were made by other code")
     edited.add({"dataset": "iris", "seed": 0, "setup": "a", "ari": 0.75})
     rows = pd.read_csv(tmp_path / "runs.csv")
     assert rows[["ari", "package"]].values.tolist() == [[0.75, "an-edited-package"]]
