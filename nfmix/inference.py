@@ -7,7 +7,6 @@ once per :class:`~nfmix.flows.MixtureSpec` and shared by every model of that con
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 import numpy as np
 
@@ -16,18 +15,19 @@ from nfmix.flows import FlowMixture, MixtureSpec
 
 
 class SharedCompiled:
-    """Compiled functions shared by every model of one configuration, a few configurations at a time.
+    """Compiled functions shared by every model of one configuration, kept for the life of the process.
 
     The functions take the parameters as arguments, so one trace (and one XLA compile) serves every model with
-    the same shapes, and the cache never keeps a model or its weights alive. A lock makes the cache safe to use
-    from several threads; tf.function itself is.
+    the same shapes, and the cache never keeps a model or its weights alive. Nothing is dropped from the cache:
+    TensorFlow never frees XLA-compiled code (its memory stays mapped after the function is gone), so a dropped
+    configuration's next fit would compile it again and map more, until a process that fits many models runs
+    out of memory maps and crashes inside LLVM. A lock makes the cache safe to use from several threads;
+    tf.function itself is.
     """
-
-    cache_size = 4
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls._cache = OrderedDict()
+        cls._cache = {}
         cls._lock = threading.Lock()
 
     @classmethod
@@ -35,16 +35,11 @@ class SharedCompiled:
         with cls._lock:
             if key not in cls._cache:
                 cls._cache[key] = cls(*key)
-                while len(cls._cache) > cls.cache_size:
-                    cls._cache.popitem(last=False)
-            cls._cache.move_to_end(key)
             return cls._cache[key]
 
 
 class CompiledDensity(SharedCompiled):
     """``log pi_k + log p_k(x)`` (``[n, R, K]``) as one compiled function per :class:`MixtureSpec`, any ``R``."""
-
-    cache_size = 8
 
     def __init__(self, spec: MixtureSpec):
         self.spec = spec

@@ -192,6 +192,21 @@ def test_models_of_one_architecture_share_the_compiled_loop_not_the_weights(moon
     assert len(densities) == 1 and densities[0].function.experimental_get_tracing_count() == 1
 
 
+def test_a_configuration_fitted_again_after_many_others_compiles_nothing_new(moons):
+    """TensorFlow never frees XLA code, so the compiled loops are never dropped: recompiling a dropped one mapped
+    more memory each time, until a study of a few hundred fits crashed."""
+    X, _ = moons
+
+    def fit(width):
+        MAFMixture(2, **{**SMALL, "hidden_units": (width,), "epochs": 2}, random_state=0).fit(X[:200])
+        return next(loop for key, loop in CompiledLoop._cache.items() if key[0].hidden_units == (width,))
+
+    first = fit(11)
+    for width in range(12, 18):  # more configurations than the old cache of 4 kept
+        fit(width)
+    assert fit(11) is first and set(first.tracing_counts().values()) == {1}
+
+
 @pytest.mark.slow
 def test_one_trace_per_configuration_whatever_the_data_size_chunk_length_or_restarts(moons):
     """Data sizes, a short last chunk, EM and minibatches reuse a configuration's traces (no retracing)."""
