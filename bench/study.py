@@ -153,7 +153,7 @@ def paired_summary(done: pd.DataFrame, baseline: str, metrics: dict[str, str], v
         for column, label in metrics.items():
             values = group[column]
             row[label] = f"{values.mean():.3f}" + (f" ± {values.std():.3f}" if len(group) > 1 else "")
-        if "seconds" in group:
+        if "seconds" in group and group["seconds"].notna().any():
             row["seconds"] = f"{group['seconds'].mean():.1f}"
         if setup != baseline and len(paired) > 1:
             for column, label in metrics.items():
@@ -165,7 +165,7 @@ def paired_summary(done: pd.DataFrame, baseline: str, metrics: dict[str, str], v
                 row[f"{label} - {versus}"] = f"{np.mean(ours - theirs):+.3f}"
                 row[f"p {label}"] = f"{paired_test(ours, theirs):.3f}"
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).fillna("")  # a baseline has no difference from itself, and k-means no seconds
 
 
 def write_summary(out: Path, caption: str, table: pd.DataFrame) -> None:
