@@ -182,9 +182,7 @@ if circles_path is not None:
         ["nll", "ari"]
     ].agg(["mean", "size"])
 else:
-    display_table = (
-        "no results/circles/runs.csv: run `python bench/circles_study.py`"
-    )
+    display_table = "no results/circles/runs.csv: run `python bench/circles_study.py`"
 display_table
 
 # %% [markdown]
@@ -372,4 +370,3 @@ density_table
 # %%
 summary = summarise(runs) if not runs.empty else pd.DataFrame()
 summary
-
