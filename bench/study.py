@@ -90,8 +90,10 @@ class RunTable:
             & (self.frame["seed"] == row["seed"])
             & (self.frame["setup"] == row["setup"])
         )
-        kept = self.frame[~same]
-        self.frame = pd.concat([kept, pd.DataFrame([row])], ignore_index=True) if len(kept) else pd.DataFrame([row])
+        # In the old row's place, so that a study's tables keep their order while it is rerun.
+        at = int(np.flatnonzero(same.to_numpy())[0]) if same.any() else len(self.frame)
+        parts = [self.frame.iloc[:at], pd.DataFrame([row]), self.frame.iloc[at + 1 if same.any() else at :]]
+        self.frame = pd.concat([part for part in parts if len(part)], ignore_index=True)
         self.fitted += 1
         self._write()
         print({key: (round(v, 3) if isinstance(v, float) else v) for key, v in row.items()}, flush=True)

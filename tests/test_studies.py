@@ -34,6 +34,9 @@ def test_an_edit_of_nfmix_makes_every_row_stale_and_its_rerun_replaces_the_old_r
     edited.add({"dataset": "iris", "seed": 0, "setup": "a", "ari": 0.75})
     rows = pd.read_csv(tmp_path / "runs.csv")
     assert rows[["ari", "package"]].values.tolist() == [[0.75, "an-edited-package"]]
+    RunTable(tmp_path).add({"dataset": "wine", "seed": 0, "setup": "a", "ari": 0.5})
+    RunTable(tmp_path).add({"dataset": "iris", "seed": 0, "setup": "a", "ari": 0.25})  # replaced in its place
+    assert pd.read_csv(tmp_path / "runs.csv")[["dataset", "ari"]].values.tolist() == [["iris", 0.25], ["wine", 0.5]]
     assert RunTable(tmp_path).has("iris", 0, "a") and edited.freshness().startswith("All 1 runs are of nfmix")
 
 
