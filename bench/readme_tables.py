@@ -267,6 +267,7 @@ TABLES = {
     "toy": lambda docs: sweep_table("toy"),
     "images": lambda docs: sweep_table("images"),
     "digits": lambda docs: study_summary("digits"),
+    "circles": lambda docs: study_summary("circles"),
 }
 # The files with generated tables, each holding some of TABLES between their markers.
 PAGES = [
@@ -276,6 +277,7 @@ PAGES = [
     "docs/studies/density.md",
     "docs/studies/defaults.md",
     "docs/studies/digits.md",
+    "docs/studies/circles.md",
     "docs/performance.md",
 ]
 

@@ -120,7 +120,7 @@ def circles() -> plt.Figure:
     figure, ax = plt.subplots(figsize=(9, 4))
     sns.barplot(data=parts, y="set-up", x="nll", hue="network", ax=ax)
     ax.set(
-        title=f"circles: mean NLL of each partition (lower is better; n = {parts['seed'].nunique()} seed)",
+        title=f"circles: mean NLL of each partition (lower is better; n = {parts['seed'].nunique()} seeds)",
         xlabel="mean negative log-likelihood per point (nats)",
         ylabel="partition",
     )
