@@ -76,10 +76,14 @@ def _kind(preset: str, kind: str) -> dict:
 def settings(preset: str, kind: str, random_state=None, verbose: int = 0, **overrides) -> dict:
     """A preset's keyword arguments for ``kind`` ("2d", "images" or "embedding"), with every override but ``None``.
 
-    ``None`` keeps the preset's value; any other value, 0, ``False`` and ``""`` included, replaces it.
+    ``None`` keeps the preset's value; any other value, 0, ``False`` and ``""`` included, replaces it. A preset's
+    warm-up (``init_epochs``) keeps its share of the epochs when only ``epochs`` is overridden.
     """
     chosen = {name: value for name, value in overrides.items() if value is not None}
-    return {**_kind(preset, kind), **chosen, "random_state": random_state, "verbose": verbose}
+    base = _kind(preset, kind)
+    if base.get("init_epochs") and "epochs" in chosen and "init_epochs" not in chosen:
+        chosen["init_epochs"] = int(base["init_epochs"] * chosen["epochs"] // base["epochs"])
+    return {**base, **chosen, "random_state": random_state, "verbose": verbose}
 
 
 def setup_name(preset: str, kind: str, algorithm: str | None = None) -> str:

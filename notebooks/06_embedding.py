@@ -82,14 +82,12 @@ from sklearn.decomposition import PCA
 settings = presets.settings(
     preset,
     "embedding",
-    epochs=epochs or None,
-    n_init=n_init or None,
+    epochs=20 if smoke else epochs or None,
+    n_init=2 if smoke else n_init or None,
     algorithm=algorithm or None,
     random_state=seed,
     verbose=1,
 )  # 0 / "": the preset's
-if smoke:
-    settings.update(epochs=20, n_init=2)
 rows_kept = f"_{subsample}" if subsample else ""
 variant = f"{dataset}{rows_kept}_umap{embedding_dim}_nn{n_neighbors}"
 run_dir = run_folder(out_dir, "06_embedding", variant)

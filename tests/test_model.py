@@ -436,6 +436,15 @@ def test_works_whichever_keras_the_user_imported_first(legacy):
     assert "ok True" in result.stdout
 
 
+def test_a_presets_warm_up_keeps_its_share_of_overridden_epochs():
+    from nfmix.presets import NFMIX_EMBEDDING, settings
+
+    assert NFMIX_EMBEDDING["init_epochs"] * 4 == NFMIX_EMBEDDING["epochs"]  # a quarter of the epochs
+    assert settings("nfmix", "embedding", epochs=20)["init_epochs"] == 5
+    assert settings("nfmix", "embedding", epochs=20, init_epochs=0)["init_epochs"] == 0  # said outright, kept
+    assert settings("nfmix", "embedding")["init_epochs"] == NFMIX_EMBEDDING["init_epochs"]
+
+
 def test_preset_settings_skip_only_none():
     from nfmix.presets import settings
 
