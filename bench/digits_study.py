@@ -58,16 +58,16 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         for method in ("kmeans", "gmm"):
             if not table.has(DATASET, seed, method):
-                scores = clustering_scores(y, baseline_labels(method, X, 10, seed=seed), method=method, seed=seed)
-                table.add(_row(scores, method))
+                labels = baseline_labels(method, X, 10, seed=seed)
+                table.add(clustering_scores(y, labels, dataset=DATASET, setup=method, seed=seed))
         for name, (overrides, how) in SETUPS.items():
             if table.has(DATASET, seed, name):
                 continue
             started = time.perf_counter()
             data = transform(X, how, seed)
             model = MAFMixture(10, **{**BASE, **overrides}, random_state=seed).fit(data)
-            scores = clustering_scores(y, model.labels_, method=name, seed=seed)
-            table.add(_row(scores, name, nll=-model.score(data), seconds=time.perf_counter() - started))
+            scores = clustering_scores(y, model.labels_, dataset=DATASET, setup=name, seed=seed)
+            table.add({**scores, "nll": -model.score(data), "seconds": time.perf_counter() - started})
     write_summary(
         args.out,
         f"digits ({len(X)} images): ARI and NMI of each set-up, mean ± sd over n seeds; p: Wilcoxon signed-rank, "
@@ -76,12 +76,6 @@ def main(argv=None) -> int:
     )
     table.report()
     return 0
-
-
-def _row(scores: dict, setup: str, **extra) -> dict:
-    """A study row: the table's keys first, then the scores (whose "method" is the set-up)."""
-    scores = {key: value for key, value in scores.items() if key != "method"}
-    return {"dataset": DATASET, "setup": setup, **scores, **extra}
 
 
 if __name__ == "__main__":

@@ -76,9 +76,8 @@ def fit_seed(seed: int, images, y, fit_rows: int, table: RunTable) -> None:
                 "reseeds": len(model.history_["reseeds"]),
             }
         if name in missing:
-            scores = clustering_scores(y, model.predict(Z), method=name, seed=seed)
-            del scores["method"]
-            table.add({"dataset": DATASET, "setup": name, **scores, **extra, "seconds": time.perf_counter() - started})
+            scores = clustering_scores(y, model.predict(Z), dataset=DATASET, setup=name, seed=seed)
+            table.add({**scores, **extra, "seconds": time.perf_counter() - started})
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:

@@ -238,8 +238,7 @@ def sweep_table(sweep: str, metric: str = "ari") -> str:
     its n (the full table, with intervals, is ``results/<sweep>/summary.md``)."""
     from nfmix.sweep import with_variant
 
-    folder = ROOT / "results" / sweep
-    runs = pd.concat([pd.read_csv(path) for path in sorted(folder.glob("*.csv")) if path.stem in ("runs", "archive")])
+    runs = pd.read_csv(ROOT / "results" / sweep / "runs.csv")  # the sweep put any archived rows it still uses in it
     runs = with_variant(runs[runs["method"].isin(METHOD_NAMES)])
     per_seed = runs.groupby(["variant", "method", "seed"])[metric].mean()
     cells = per_seed.groupby(["variant", "method"]).agg(["mean", "count"])
@@ -254,6 +253,34 @@ def sweep_table(sweep: str, metric: str = "ari") -> str:
     return f"{metric.upper()}, mean over n seeds:\n\n" + markdown(table)
 
 
+BASELINE_NAMES = {"kmeans": "k-means", "gmm": "GMM"}
+
+
+def paired_table(sweeps=("toy", "images")) -> str:
+    """Each flows set-up but the paper's against the better of k-means and the GMM, per data set, paired by seed:
+    the sweeps' own ``significance.csv`` (written with their runs.csv by :mod:`nfmix.sweep`), one row each."""
+    rows = []
+    for sweep in sweeps:
+        tests = pd.read_csv(ROOT / "results" / sweep / "significance.csv")
+        for _, test in tests[tests["setup"] != "maf_mixture (paper)"].iterrows():
+            n = int(test["n"])
+            rows.append(
+                {
+                    "data set": test["variant"],
+                    "flows": METHOD_NAMES[test["setup"]],
+                    "n": n,
+                    "flows ARI": f"{test['flows mean']:.3f}",
+                    "better of k-means and GMM": f"{BASELINE_NAMES[test['best baseline']]} {test['baseline mean']:.3f}",
+                    "p": f"{test['p (Wilcoxon)']:.3f}" if n > 1 else "none at n = 1",
+                    "verdict": test["verdict"],
+                }
+            )
+    return (
+        "ARI, mean over n seeds; p: Wilcoxon signed-rank, paired by seed. A win or a loss needs p < 0.05 and a gap "
+        "of at least 0.01, so with n = 5 seeds or fewer every cell is a tie.\n\n" + markdown(pd.DataFrame(rows))
+    )
+
+
 def study_summary(study: str) -> str:
     """A study's own summary (``results/<study>/summary.md``, written by its script from its runs.csv)."""
     return (ROOT / "results" / study / "summary.md").read_text().strip()
@@ -266,6 +293,7 @@ TABLES = {
     "which": which_table,
     "toy": lambda docs: sweep_table("toy"),
     "images": lambda docs: sweep_table("images"),
+    "paired": lambda docs: paired_table(),
     "digits": lambda docs: study_summary("digits"),
     "circles": lambda docs: study_summary("circles"),
 }

@@ -4,6 +4,7 @@ a drifted number fails."""
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,3 +36,12 @@ def test_a_hand_edited_number_is_caught():
     cells[3] = " 9.999 "  # the GMM's log-likelihood, typed by hand
     edited = text[:line_start] + "|".join(cells) + text[line_end:]
     assert readme_tables.stale_tables(edited, page) == ["density"]
+
+
+def test_the_paired_table_has_one_row_per_set_and_flows_set_up_but_the_paper_s():
+    table = readme_tables.paired_table()
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and "data set" not in line]
+    keys = [(cells[0], cells[1]) for cells in rows]
+    assert len(keys) == len(set(keys)) and not any("paper" in flows for _, flows in keys)
+    toy = pd.read_csv(ROOT / "results" / "toy" / "significance.csv")
+    assert {name for name, _ in keys} >= {f"| {name}" for name in toy["variant"]}

@@ -75,23 +75,24 @@ def test_the_summary_pairs_by_seed_and_ranks_a_missing_score_as_the_worst():
     assert table.loc["base", "p ARI"] == ""  # no test of the baseline against itself
 
 
+class Fitted:  # stands in for MAFMixture: a study's bookkeeping, not its fits, is under test
+    def __init__(self, n_components, **settings):
+        self.n_components = n_components
+
+    def fit(self, X):
+        self.labels_ = np.arange(len(X)) % self.n_components
+        self.history_ = {"loss": np.zeros(4001)}
+        return self
+
+    def score(self, X):
+        return 0.0
+
+    def score_samples(self, X):
+        return np.zeros(len(X))
+
+
 def test_the_circles_study_names_every_row_it_fits_and_resumes_by_seed(tmp_path, monkeypatch, capsys):
     import circles_study
-
-    class Fitted:  # stands in for MAFMixture: the study's bookkeeping, not its fits, is under test
-        def __init__(self, n_components, **settings):
-            self.n_components = n_components
-
-        def fit(self, X):
-            self.labels_ = np.arange(len(X)) % self.n_components
-            self.history_ = {"loss": np.zeros(4001)}
-            return self
-
-        def score(self, X):
-            return 0.0
-
-        def score_samples(self, X):
-            return np.zeros(len(X))
 
     monkeypatch.setattr(circles_study, "MAFMixture", Fitted)
     monkeypatch.setattr(circles_study, "fit_baseline", lambda method, X, k, seed: (np.arange(len(X)) % k, None))
@@ -103,3 +104,20 @@ def test_the_circles_study_names_every_row_it_fits_and_resumes_by_seed(tmp_path,
     circles_study.main(["--seeds", "0", "--out", str(tmp_path)])
     assert "All 17 runs are of nfmix" in (tmp_path / "summary.md").read_text()
     assert "runs.csv: nothing to fit; All 17 runs are of nfmix" in capsys.readouterr().out
+
+
+def test_the_digits_study_writes_the_committed_table_s_columns_and_resumes(tmp_path, monkeypatch, capsys):
+    import digits_study
+
+    monkeypatch.setattr(digits_study, "MAFMixture", Fitted)
+    monkeypatch.setattr(digits_study, "baseline_labels", lambda method, X, k, seed: np.arange(len(X)) % k)
+    assert digits_study.main(["--seeds", "0", "--out", str(tmp_path)]) == 0
+    rows = pd.read_csv(tmp_path / "runs.csv")
+    committed = pd.read_csv(Path(digits_study.OUT) / "runs.csv")
+    assert list(rows.columns) == list(committed.columns)  # one table, whichever code wrote a row
+    assert sorted(rows["setup"]) == sorted(["kmeans", "gmm", *digits_study.SETUPS])
+    assert set(rows["dataset"]) == {"digits"} and set(rows["seed"]) == {0}
+    monkeypatch.setattr(digits_study, "MAFMixture", lambda *args, **kwargs: pytest.fail("a finished row was refitted"))
+    capsys.readouterr()
+    digits_study.main(["--seeds", "0", "--out", str(tmp_path)])
+    assert "nothing to fit" in capsys.readouterr().out
