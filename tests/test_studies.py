@@ -90,6 +90,9 @@ class Fitted:  # stands in for MAFMixture: a study's bookkeeping, not its fits, 
     def score_samples(self, X):
         return np.zeros(len(X))
 
+    def predict(self, X):
+        return np.arange(len(X)) % self.n_components
+
 
 def test_the_circles_study_names_every_row_it_fits_and_resumes_by_seed(tmp_path, monkeypatch, capsys):
     import circles_study
@@ -121,3 +124,20 @@ def test_the_digits_study_writes_the_committed_table_s_columns_and_resumes(tmp_p
     capsys.readouterr()
     digits_study.main(["--seeds", "0", "--out", str(tmp_path)])
     assert "nothing to fit" in capsys.readouterr().out
+
+
+def test_the_density_study_fits_every_set_up_on_small_sets_and_the_preset_alone_on_images(tmp_path, monkeypatch):
+    import density_study
+
+    umap = "fmnist UMAP-10 (10,000)"
+    rng = np.random.RandomState(0)
+    monkeypatch.setattr(density_study, "MAFMixture", Fitted)
+    monkeypatch.setattr(
+        density_study, "image_sets", lambda seed, names: {umap: (rng.normal(size=(60, 3)), np.arange(60) % 2)}
+    )
+    density_study.main(["--seeds", "0", "--sets", "iris", umap, "--images", "--out", str(tmp_path)])
+    rows = pd.read_csv(tmp_path / "runs.csv")
+    assert sorted(rows.loc[rows["dataset"] == "iris", "setup"]) == sorted(
+        [density_study.GMM, *density_study.MAIN_SETUPS]
+    )
+    assert sorted(rows.loc[rows["dataset"] == umap, "setup"]) == sorted(density_study.IMAGE_SETUPS)
