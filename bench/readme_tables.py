@@ -87,9 +87,9 @@ def density_table() -> str:
     table = paired_columns(
         frame,
         "test loglik",
-        {"`MAFMixture.density` - GMM": "gmm, early stopping", 'defaults (`base="diag"`) - GMM': "diag"},
+        {"`MAFMixture.density` - GMM": "MAFMixture.density", 'defaults (`base="diag"`) - GMM': "diag"},
     )
-    preset = gaps(frame, "test loglik", "gmm, early stopping")
+    preset = gaps(frame, "test loglik", "MAFMixture.density")
     below = preset[preset["gap"] < -0.01]
     above = preset[(preset["gap"] > 0) & (preset["p"] < 0.05)]
     return (
@@ -169,7 +169,7 @@ def which_table(docs: str = "docs/") -> str:
     study pages (``docs`` is the path from the page to docs/)."""
     defaults = pd.read_csv(ROOT / "results" / "defaults" / "runs.csv")
     ari = defaults.groupby(["dataset", "setup"])["ari"].agg(["mean", "count"])
-    density = gaps(pd.read_csv(ROOT / "results" / "density" / "runs.csv"), "test loglik", "gmm, early stopping")
+    density = gaps(pd.read_csv(ROOT / "results" / "density" / "runs.csv"), "test loglik", "MAFMixture.density")
     toy = _seed_means(pd.read_csv(ROOT / "results" / "toy" / "runs.csv"), {"dataset": "circles"})
     embedded = _seed_means(pd.read_csv(ROOT / "results" / "embedding" / "runs.csv"), {"variant": "fmnist_umap10_nn20"})
 

@@ -287,10 +287,10 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         """The best measured set-up for density (held-out log-likelihood), with any setting overridden.
 
         GMM-nested components (``base="gmm"``) with early stopping on held-out likelihood
-        (``n_iter_no_change=20``): the fit starts as a full-covariance Gaussian mixture and keeps its flows only
-        where they beat it on held-out rows by two standard errors of the per-row gain. In ``results/density`` it
-        was the only set-up never below ``GaussianMixture(n_init=10)`` on held-out data; its clusters are not the
-        defaults' (``results/defaults``).
+        (``validation_fraction=0.3``, ``n_iter_no_change=60``): the fit starts as a full-covariance Gaussian
+        mixture and keeps its flows only where they beat it on the held-out rows by two standard errors of the
+        per-row gain. In ``results/density`` it is never below ``GaussianMixture(n_init=10)`` on held-out data;
+        its clusters are not the defaults' (``results/defaults``).
 
         Parameters
         ----------

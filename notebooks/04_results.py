@@ -301,7 +301,8 @@ collapse_table
 # best weights on held-out rows, the start included. **What to see:** each dot is one seed's held-out
 # log-likelihood minus the GMM's on the same split, so right of the dashed line the flows' density is better.
 # Dots beyond the plot's edge (a set-up that overfits a small set by hundreds of nats) sit on the edge. The
-# GMM-nested set-up with early stopping should never sit left of the line; the table gives the paired test.
+# density preset (`MAFMixture.density`, its own set-up in the legend) should never sit left of the line; the
+# table gives the paired test.
 
 # %%
 from nfmix.stats import compare

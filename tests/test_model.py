@@ -380,7 +380,7 @@ def test_the_density_preset_is_one_call_and_has_only_its_measured_kind():
     from nfmix import presets
 
     model = MAFMixture.density(3, epochs=50)
-    assert (model.base, model.n_iter_no_change, model.epochs) == ("gmm", 20, 50)
+    assert (model.base, model.n_iter_no_change, model.validation_fraction, model.epochs) == ("gmm", 60, 0.3, 50)
     assert presets.settings("density", "2d")["base"] == "gmm"
     with pytest.raises(ValueError, match="preset 'density' has no 'images' set-up"):
         presets.settings("density", "images")
