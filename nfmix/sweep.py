@@ -7,19 +7,19 @@
     python -m nfmix.sweep sweeps/toy.yaml --set epochs=20     # override a parameter of every run
     python -m nfmix.sweep sweeps/toy.yaml --accept-code-change --dry-run   # keep runs that only nfmix's code made stale
 
-A sweep file has a ``name`` (its folder under results/; the file's name if absent), an optional ``description``
-and ``experiments``, each a ``notebook``, a ``grid`` (every combination is one run) and fixed ``parameters``; any
-other key is refused, with its line. Run ``R`` of sweep ``S`` executes into ``results/S/runs/R.ipynb`` and writes
-its metrics to ``results/S/runs/R/metrics.json`` (atomically: the file exists only if the run finished). A failed
-run leaves ``R.failed`` with its error and notebook path. Before it runs, ``R/run.json`` records its identity
-(notebook and a hash of its code cells, every parameter, the contents of every preset in nfmix.presets, a hash
-of every ``nfmix/*.py``, nfmix's version). Finished runs are skipped, so a killed sweep resumes where it
-stopped; a finished run whose identity differs (a parameter, a preset, the notebook or nfmix's source changed, or
-it predates those records) is "stale", and one whose metrics.json or run.json cannot be read (not JSON, no rows)
-is "broken": both are rerun, and left out of the results until then. While a run executes it holds a lock
-(``R/run.lock``), so two sweeps over one results folder never run it twice: the second skips it and says so.
-Finally every current ``metrics.json`` is gathered into ``runs.csv`` (tidy: one row per run and method, with the
-nfmix version that made it), and ``summary.md`` / ``summary.csv`` give mean ± std over seeds and the
+A sweep file has a ``name`` (its folder under results/; the file's name if absent), an optional ``description`` and
+``experiments``, each a ``notebook``, a ``grid`` (every combination is one run) and fixed ``parameters``; any other
+key is refused, with its line. Run ``R`` of sweep ``S`` executes into ``results/S/runs/R.ipynb`` and writes its
+metrics to ``results/S/runs/R/metrics.json`` (atomically: the file exists only if the run finished). A failed run
+leaves ``R.failed`` with its error and notebook path. Before it runs, ``R/run.json`` records its identity (notebook
+and a hash of its code cells, every parameter, the contents of the preset it names (its ``preset`` parameter, or the
+notebook's default for it), a hash of every ``nfmix/*.py``, nfmix's version). Finished runs are skipped, so a killed
+sweep resumes where it stopped; a finished run whose identity differs (a parameter, a preset, the notebook or
+nfmix's source changed, or it predates those records) is "stale", and one whose metrics.json or run.json cannot be
+read (not JSON, no rows) is "broken": both are rerun, and left out of the results until then. While a run executes
+it holds a lock (``R/run.lock``), so two sweeps over one results folder never run it twice: the second skips it and
+says so. Finally every current ``metrics.json`` is gathered into ``runs.csv`` (tidy: one row per run and method,
+with the nfmix version that made it), and ``summary.md`` / ``summary.csv`` give mean ± std over seeds and the
 best-likelihood run.
 
 ``--accept-code-change`` is for an edit of nfmix's source known not to change results (a comment, a refactor):
@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import functools
 import hashlib
 import itertools
 import json
@@ -181,9 +182,9 @@ def package_digest(hashes: dict | None = None) -> str:
 
 def identity(run: dict) -> dict:
     """Everything that shapes a run's results (out_dir is where they go, not what they are): the notebook and
-    its code, the parameters, every preset's contents (a run names a preset, not its values), nfmix's source."""
+    its code, the parameters, the contents of the preset it uses (a run names a preset, not its values), and
+    nfmix's source."""
     from nfmix import __version__
-    from nfmix.presets import PRESETS
 
     parameters = {k: v for k, v in run["parameters"].items() if k != "out_dir"}
     return json.loads(
@@ -192,12 +193,35 @@ def identity(run: dict) -> dict:
                 "notebook": Path(run["notebook"]).name,
                 "code": _code_hash(run["notebook"]),
                 "parameters": parameters,
-                "presets": PRESETS,
+                "presets": presets_used(run["notebook"], parameters),
                 "package": source_hashes(),
                 "nfmix": __version__,
             }
         )
     )  # as run.json reads back (tuples become lists)
+
+
+def presets_used(notebook, parameters: dict) -> dict:
+    """``{name: every kind's settings}`` of the preset a run's notebook resolves its flows from: the run's
+    ``preset`` parameter, else the notebook's default for it; ``{}`` for a notebook with no ``preset`` parameter
+    (the baselines). Its other presets cannot shape the run, so their edits leave it current."""
+    from nfmix.presets import PRESETS
+
+    name = parameters.get("preset", _parameter_defaults(str(notebook), _code_hash(notebook)).get("preset"))
+    if name is None:
+        return {}
+    if name not in PRESETS:
+        raise SweepError(f"{Path(notebook).name}: preset {name!r} is not one of nfmix.presets: {', '.join(PRESETS)}")
+    return {name: PRESETS[name]}
+
+
+@functools.cache
+def _parameter_defaults(notebook: str, code: str) -> dict:
+    """The values of a notebook's papermill ``parameters`` cell, as papermill reads them (cached per version of
+    its ``code``)."""
+    import papermill
+
+    return {name: ast.literal_eval(p["default"]) for name, p in papermill.inspect_notebook(notebook).items()}
 
 
 def _run_id(notebook: str, parameters: dict, grid_keys: list[str]) -> str:
@@ -304,6 +328,15 @@ def _flat_presets(presets) -> dict:
     }
 
 
+def _presets_of(recorded: dict, current: dict) -> dict:
+    """The recorded presets that ``current`` uses: an identity written when run.json held every preset is
+    compared on the run's own preset alone."""
+    presets = recorded.get("presets")
+    if not isinstance(presets, dict):
+        return {}
+    return {name: presets.get(name) for name in current["presets"]}
+
+
 def changed_sources(old, new: dict) -> list[str]:
     """The ``nfmix/*.py`` files edited, added or removed between two recorded source hashes."""
     old = old if isinstance(old, dict) else {}
@@ -320,7 +353,8 @@ def changes(recorded: dict | None, current: dict) -> str:
     if recorded.get("nfmix") != current["nfmix"]:
         said.append(f"nfmix {recorded.get('nfmix')} -> {current['nfmix']}")
     if "presets" in recorded:
-        presets = _differences(_flat_presets(recorded["presets"]), _flat_presets(current["presets"]), "preset ")
+        used = _presets_of(recorded, current)
+        presets = _differences(_flat_presets(used), _flat_presets(current["presets"]), "preset ")
         said += presets[:3] + ([f"{len(presets) - 3} more preset changes"] if len(presets) > 3 else [])
     if "package" in recorded and (files := changed_sources(recorded["package"], current["package"])):
         said.append(f"nfmix source changed: {', '.join(files)}")
@@ -503,7 +537,7 @@ def accept_code_changes(runs: list[dict], sweep_dir: Path) -> dict:
             status == "stale"
             and isinstance(recorded, dict)
             and isinstance(recorded.get("package"), dict)
-            and {**recorded, "package": current} == run["identity"]
+            and {**recorded, "package": current, "presets": _presets_of(recorded, run["identity"])} == run["identity"]
         ):
             accepted.setdefault(tuple(changed_sources(recorded["package"], current)), []).append(run)
     name = sweep_dir.name

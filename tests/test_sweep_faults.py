@@ -50,6 +50,26 @@ def test_an_edited_preset_makes_a_finished_run_stale_and_is_named(finished, monk
     assert "2 stale run(s) to rerun, changed since they ran: preset nfmix/images n_init 10 -> 4" in out
 
 
+def test_an_edited_preset_the_run_does_not_name_leaves_it_done(finished, monkeypatch):
+    path, results, _ = finished  # 02_toy_2d runs, on its default preset "nfmix"
+    monkeypatch.setitem(presets.PRESETS["density"]["2d"], "n_iter_no_change", 99)
+    for run in _planned(path, results):
+        assert inspect(run) == ("done", "") and set(run["identity"]["presets"]) == {"nfmix"}
+
+
+def test_a_run_json_with_every_preset_is_compared_on_its_own_preset_and_can_be_accepted(finished, monkeypatch):
+    path, results, runs = finished
+    recorded = Path(runs[0]["out_dir"]) / "run.json"  # as run.json was written when it held every preset
+    every_preset = json.loads(json.dumps(presets.PRESETS))
+    every_preset["density"]["2d"]["n_iter_no_change"] = 1
+    recorded.write_text(json.dumps({**json.loads(recorded.read_text()), "presets": every_preset}))
+    _edit_source(monkeypatch, "presets.py")
+    seed0, _ = _planned(path, results)
+    assert inspect(seed0) == ("stale", "nfmix source changed: presets.py")
+    sweep.accept_code_changes([seed0], results / "small")
+    assert inspect(_planned(path, results)[0]) == ("done", "")
+
+
 def test_an_edited_source_file_makes_a_finished_run_stale_and_is_named(finished, monkeypatch):
     path, results, _ = finished
     _edit_source(monkeypatch, "model.py", "fitting.py")
@@ -252,3 +272,9 @@ def test_execute_run_never_raises_even_where_its_folder_cannot_be(tmp_path, fake
     outcome = execute_run(run)
     assert outcome["status"] == "failed" and "Not a directory" in outcome["error"]
     assert "its .failed marker could not be written" in outcome["error"] and not fake_notebook_runs
+
+
+def test_a_run_naming_an_unknown_preset_is_refused_with_the_known_ones(finished):
+    _, _, runs = finished
+    with pytest.raises(SweepError, match="preset 'nope' is not one of nfmix.presets: paper, nfmix, density"):
+        sweep.presets_used(runs[0]["notebook"], {"preset": "nope"})
