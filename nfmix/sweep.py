@@ -207,7 +207,7 @@ def presets_used(notebook, parameters: dict) -> dict:
     (the baselines). Its other presets cannot shape the run, so their edits leave it current."""
     from nfmix.presets import PRESETS
 
-    name = parameters.get("preset", _parameter_defaults(str(notebook), _code_hash(notebook)).get("preset"))
+    name = parameters["preset"] if "preset" in parameters else _default_preset(str(notebook), _code_hash(notebook))
     if name is None:
         return {}
     if name not in PRESETS:
@@ -216,12 +216,13 @@ def presets_used(notebook, parameters: dict) -> dict:
 
 
 @functools.cache
-def _parameter_defaults(notebook: str, code: str) -> dict:
-    """The values of a notebook's papermill ``parameters`` cell, as papermill reads them (cached per version of
-    its ``code``)."""
+def _default_preset(notebook: str, code: str) -> str | None:
+    """The default of the ``preset`` parameter in a notebook's papermill ``parameters`` cell, as papermill reads
+    it; None if there is none (cached per version of the notebook's ``code``)."""
     import papermill
 
-    return {name: ast.literal_eval(p["default"]) for name, p in papermill.inspect_notebook(notebook).items()}
+    preset = papermill.inspect_notebook(notebook).get("preset")
+    return None if preset is None else ast.literal_eval(preset["default"])
 
 
 def _run_id(notebook: str, parameters: dict, grid_keys: list[str]) -> str:
