@@ -187,13 +187,14 @@ def identity(run: dict) -> dict:
     from nfmix import __version__
 
     parameters = {k: v for k, v in run["parameters"].items() if k != "out_dir"}
+    code = _code_hash(run["notebook"])
     return json.loads(
         json.dumps(
             {
                 "notebook": Path(run["notebook"]).name,
-                "code": _code_hash(run["notebook"]),
+                "code": code,
                 "parameters": parameters,
-                "presets": presets_used(run["notebook"], parameters),
+                "presets": presets_used(run["notebook"], parameters, code),
                 "package": source_hashes(),
                 "nfmix": __version__,
             }
@@ -201,13 +202,14 @@ def identity(run: dict) -> dict:
     )  # as run.json reads back (tuples become lists)
 
 
-def presets_used(notebook, parameters: dict) -> dict:
-    """``{name: every kind's settings}`` of the preset a run's notebook resolves its flows from: the run's
-    ``preset`` parameter, else the notebook's default for it; ``{}`` for a notebook with no ``preset`` parameter
-    (the baselines). Its other presets cannot shape the run, so their edits leave it current."""
+def presets_used(notebook, parameters: dict, code: str) -> dict:
+    """``{name: every kind's settings}`` of the preset a run's notebook (whose code cells hash to ``code``)
+    resolves its flows from: the run's ``preset`` parameter, else the notebook's default for it; ``{}`` for a
+    notebook with no ``preset`` parameter (the baselines). Its other presets cannot shape the run, so their edits
+    leave it current."""
     from nfmix.presets import PRESETS
 
-    name = parameters["preset"] if "preset" in parameters else _default_preset(str(notebook), _code_hash(notebook))
+    name = parameters["preset"] if "preset" in parameters else _default_preset(str(notebook), code)
     if name is None:
         return {}
     if name not in PRESETS:

@@ -277,4 +277,4 @@ def test_execute_run_never_raises_even_where_its_folder_cannot_be(tmp_path, fake
 def test_a_run_naming_an_unknown_preset_is_refused_with_the_known_ones(finished):
     _, _, runs = finished
     with pytest.raises(SweepError, match="preset 'nope' is not one of nfmix.presets: paper, nfmix, density"):
-        sweep.presets_used(runs[0]["notebook"], {"preset": "nope"})
+        sweep.presets_used(runs[0]["notebook"], {"preset": "nope"}, runs[0]["identity"]["code"])
