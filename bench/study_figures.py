@@ -21,21 +21,34 @@ import matplotlib.pyplot as plt  # noqa: E402 (the backend first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from study import RunTable  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 GMM = "GMM (n_init=10)"
 DENSITY_PRESET = "MAFMixture.density"  # the set-up named after the preset in bench/density_study.py
 DEFAULTS = "defaults"
+STALE = "made by older code (stale)"
+
+
+def _runs(study: str) -> pd.DataFrame:
+    """A study's table, each row marked ``current`` when today's package computed it (the study's own test)."""
+    table = RunTable(RESULTS / study)
+    return table.frame.assign(current=table.frame.index.isin(table.current.index))
 
 
 def _per_seed_gap(runs: pd.DataFrame, metric: str, setups: dict[str, str]) -> pd.DataFrame:
-    """Each set-up's ``metric`` minus the GMM's on the same (dataset, seed): one row per pair."""
-    wide = runs.pivot_table(index=["dataset", "seed"], columns="setup", values=metric, aggfunc="mean")
-    frames = [
-        pd.DataFrame({"gap": wide[setup] - wide[GMM], "set-up": label}).reset_index()
-        for label, setup in setups.items()
-        if setup in wide
-    ]
+    """Each set-up's ``metric`` minus the GMM's on the same (dataset, seed): one row per pair, its set-up label
+    marked stale when either row was made by older code."""
+    index = ["dataset", "seed"]
+    wide = runs.pivot_table(index=index, columns="setup", values=metric, aggfunc="mean")
+    current = runs.pivot_table(index=index, columns="setup", values="current", aggfunc="all")
+    frames = []
+    for label, setup in setups.items():
+        if setup not in wide:
+            continue
+        fresh = current[setup].astype(bool) & current[GMM].astype(bool)
+        labels = np.where(fresh, label, f"{label}, {STALE}")
+        frames.append(pd.DataFrame({"gap": wide[setup] - wide[GMM], "set-up": labels}).reset_index())
     return pd.concat(frames, ignore_index=True).dropna(subset=["gap"])
 
 
@@ -56,7 +69,7 @@ def _strip(gaps: pd.DataFrame, order, title: str, xlabel: str, symlog: bool = Fa
 
 
 def density() -> plt.Figure:
-    runs = pd.read_csv(RESULTS / "density" / "runs.csv")
+    runs = _runs("density")
     gaps = _per_seed_gap(
         runs,
         "test loglik",
@@ -73,7 +86,7 @@ def density() -> plt.Figure:
 
 
 def defaults() -> plt.Figure:
-    runs = pd.read_csv(RESULTS / "defaults" / "runs.csv")
+    runs = _runs("defaults")
     gaps = _per_seed_gap(
         runs,
         "ari",
@@ -92,26 +105,29 @@ def defaults() -> plt.Figure:
     )
 
 
-def _ari_per_seed(runs: pd.DataFrame, order, reference: str, name: str, height: float, **labels) -> plt.Figure:
-    """Each method's ARI, one point per seed, in ``order``, with a dashed line at ``reference``'s mean."""
-    figure, ax = plt.subplots(figsize=(9, height))
-    sns.stripplot(data=runs, y="method", x="ari", order=order, jitter=0.15, ax=ax)
+def _ari_per_seed(runs: pd.DataFrame, order, reference: str, name: str, size: tuple, **labels) -> plt.Figure:
+    """Each method's ARI, one point per seed, in ``order``, with a dashed line at ``reference``'s mean; rows made
+    by older code are drawn in their own colour."""
+    figure, ax = plt.subplots(figsize=size)
+    made_by = np.where(runs["current"], "today's code", STALE)
+    hue = made_by if not runs["current"].all() else None
+    sns.stripplot(data=runs, y="method", x="ari", order=order, hue=hue, jitter=0.15, ax=ax)
     mean = runs.loc[runs["method"] == reference, "ari"].mean()
     ax.axvline(mean, color="grey", ls="--", lw=1, label=f"{name} mean ({mean:.3f})")
     ax.set(**labels)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.12), ncol=2, fontsize=8)  # below: clear of the points
     return figure
 
 
 def digits() -> plt.Figure:
-    runs = pd.read_csv(RESULTS / "digits" / "runs.csv").rename(columns={"setup": "method"})
+    runs = _runs("digits").rename(columns={"setup": "method"})
     order = list(runs.groupby("method", sort=False)["ari"].mean().index)
     return _ari_per_seed(
         runs,
         order,
         "kmeans",
         "k-means",
-        4.5,
+        (9, 5),
         title=f"digits: ARI per seed, one change at a time (n = {runs['seed'].nunique()} seeds)",
         xlabel="ARI on all 1797 images",
         ylabel="set-up",
@@ -133,15 +149,15 @@ def circles() -> plt.Figure:
 
 
 def collapse() -> plt.Figure:
-    runs = pd.read_csv(RESULTS / "collapse" / "runs.csv").rename(columns={"setup": "method"})
+    runs = _runs("collapse").rename(columns={"setup": "method"})
     order = list(runs.groupby("method", sort=False)["ari"].mean().sort_values(ascending=False).index)
     return _ari_per_seed(
         runs,
         order,
         "gmm",
         "GMM",
-        5.5,
-        title=f"F-MNIST 10-D UMAP: ARI on 70,000 images per seed (n = {runs['seed'].nunique()} seeds)",
+        (11, 6),
+        title=f"F-MNIST 10-D UMAP: ARI on 70,000 images (n = {runs['seed'].nunique()} seeds)",
         xlabel="ARI",
         ylabel="set-up (fitted on 10,000 images)",
     )

@@ -141,3 +141,19 @@ def test_the_density_study_fits_every_set_up_on_small_sets_and_the_preset_alone_
         [density_study.GMM, *density_study.MAIN_SETUPS]
     )
     assert sorted(rows.loc[rows["dataset"] == umap, "setup"]) == sorted(density_study.IMAGE_SETUPS)
+
+
+def test_a_figure_marks_a_per_seed_gap_stale_when_either_of_its_rows_is(tmp_path, monkeypatch):
+    import study_figures
+
+    table = RunTable(tmp_path / "density")
+    for seed in (0, 1):
+        table.add({"dataset": "iris", "seed": seed, "setup": study_figures.GMM, "test loglik": 1.0})
+        table.add({"dataset": "iris", "seed": seed, "setup": "diag", "test loglik": 1.5})
+    frame = pd.read_csv(table.path)
+    frame.loc[(frame["seed"] == 1) & (frame["setup"] == study_figures.GMM), "package"] = "older"
+    frame.to_csv(table.path, index=False)
+    monkeypatch.setattr(study_figures, "RESULTS", tmp_path)
+    gaps = study_figures._per_seed_gap(study_figures._runs("density"), "test loglik", {"defaults": "diag"})
+    assert gaps.sort_values("seed")["set-up"].tolist() == ["defaults", f"defaults, {study_figures.STALE}"]
+    assert gaps["gap"].tolist() == [0.5, 0.5]
