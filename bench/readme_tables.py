@@ -293,6 +293,7 @@ TABLES = {
     "paired": lambda docs: paired_table(),
     "digits": lambda docs: study_summary("digits"),
     "circles": lambda docs: study_summary("circles"),
+    "collapse": lambda docs: study_summary("collapse"),
 }
 # The files with generated tables, each holding some of TABLES between their markers.
 PAGES = [
@@ -303,6 +304,7 @@ PAGES = [
     "docs/studies/defaults.md",
     "docs/studies/digits.md",
     "docs/studies/circles.md",
+    "docs/studies/embedding.md",
     "docs/performance.md",
 ]
 

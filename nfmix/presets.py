@@ -25,24 +25,24 @@ PAPER_2D = dict(
 PAPER_IMAGES = dict(PAPER_2D, hidden_units=(1024,), epochs=10, batch_size=1000)
 
 # Ten restarts side by side, k-means starts that put every flow on a different part of the data, a 10x larger
-# step (2000 epochs at 1e-3 leave the flows under-trained), and hard EM. On measurements with seed 0,
-# hard EM gave the best-likelihood ARI on moons (0.95 vs 0.93 for gradient ML), pinwheel (0.95 vs 0.92) and
-# smile (0.43 vs 0.41); see results/toy for the full grid. base="auto" then keeps the Gaussian mixture instead
-# where the flows' likelihood does not pay for their parameters (AIC): results/defaults/summary.md, "defaults"
-# against "diag" (iris and breast cancer, where the flows lost to the GMM).
+# step (2000 epochs at 1e-3 leave the flows under-trained), and hard EM: results/toy/summary.md, rows
+# "maf_mixture (nfmix)" against "maf_mixture (paper)" on each set. Hard EM was chosen on seed-0 runs that
+# results/ does not keep; results/defaults compares it with gradient ML only for base="gmm" (rows "gmm, em_hard,
+# early stopping" and "gmm, mle, early stopping"). base="auto" then keeps the Gaussian mixture instead where the
+# flows' likelihood does not pay for their parameters (AIC): results/defaults/summary.md, "defaults" against
+# "diag" (iris and breast cancer, where the flows lost to the GMM).
 NFMIX_2D = dict(PAPER_2D, base="auto", n_init=10, init="kmeans", learning_rate=1e-2, algorithm="em_hard", reseed=True)
-# Images: k-means starts (with the scale floor in nfmix.initialise), gradient ML, and ten restarts.
-# k-means starts: on a 10,000-image F-MNIST PCA-100 subsample, seed 0, ARI 0.40 against 0.34 for k-means and
-# 0.29 for the paper's set-up; hard EM gave 0.31 there. Ten restarts, not three: results/digits/summary.md, the
-# preset's row against "3 restarts" (when it was chosen, ARI 0.685 against 0.659; above k-means on all six seeds,
-# p 0.031).
-# The flows alone (PAPER_IMAGES' base="diag"): base="auto" was not measured on images.
+# Images: k-means starts (with the scale floor in nfmix.initialise), gradient ML, and ten restarts. The k-means
+# starts and gradient ML were chosen on one F-MNIST PCA-100 seed that results/ does not keep. Ten restarts, not
+# three: results/digits/summary.md, row "nfmix image set-up" against "3 restarts" (a higher mean ARI, and a smaller
+# spread over seeds). The flows alone (PAPER_IMAGES' base="diag"): base="auto" was not measured on images.
 NFMIX_IMAGES = dict(PAPER_IMAGES, n_init=10, init="kmeans", reseed=True)
 
 # A UMAP embedding of images (nfmix.embedding, notebook 06): the 2D set-up with gradient ML, 300 epochs (70,000
-# points give 18 minibatches an epoch), and a 75-epoch warm-up on the k-means clusters first:
-# results/collapse/summary.md, row "gradient ML (preset)" against "gradient ML, no warm-up" (ARI 0.536 against
-# 0.489 without it, higher on all six seeds, and every seed keeps all 10 components).
+# points give 18 minibatches an epoch), and a 75-epoch warm-up on the k-means clusters first. Chosen on
+# results/collapse/summary.md, row "gradient ML (preset)" against "gradient ML, no warm-up (the preset before this
+# study)", as that study ran on earlier code; its rerun on today's code no longer puts the warm-up clearly ahead
+# (docs/studies/embedding.md says what that leaves open).
 NFMIX_EMBEDDING = dict(NFMIX_2D, base="diag", epochs=300, algorithm="mle", init_epochs=75)
 # Density, not clusters: GMM-nested components (each starts as a full-covariance GaussianMixture component, its
 # flow at the identity) with early stopping on held-out likelihood: 30% of the rows held out, and 60 checks (300
