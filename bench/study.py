@@ -65,17 +65,19 @@ class RunTable:
         if accept_code_change:
             self._accept_code_change()
 
-    def _current(self) -> pd.Series:
+    @property
+    def is_current(self) -> pd.Series:
+        """Per row of :attr:`frame`: computed by today's nfmix (its version and package hash)."""
         return (self.frame["nfmix"].astype(str) == __version__) & (self.frame["package"].astype(str) == self.package)
 
     @property
     def current(self) -> pd.DataFrame:
         """The rows computed by today's nfmix."""
-        return self.frame[self._current()]
+        return self.frame[self.is_current]
 
     @property
     def n_stale(self) -> int:
-        return int((~self._current()).sum())
+        return int((~self.is_current).sum())
 
     def has(self, dataset: str, seed: int, setup: str) -> bool:
         current = self.current
@@ -105,7 +107,7 @@ class RunTable:
         os.replace(partial, self.path)
 
     def _accept_code_change(self) -> None:
-        changed = (self.frame["nfmix"].astype(str) == __version__) & ~self._current() & self.frame["package"].notna()
+        changed = (self.frame["nfmix"].astype(str) == __version__) & ~self.is_current & self.frame["package"].notna()
         log = self.path.parent / ACCEPTED_LOG
         if not changed.any():
             print(f"--accept-code-change: no row of nfmix {__version__} differs only in the package hash")

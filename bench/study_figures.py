@@ -33,7 +33,7 @@ STALE = "made by older code (stale)"
 def _runs(study: str) -> pd.DataFrame:
     """A study's table, each row marked ``current`` when today's package computed it (the study's own test)."""
     table = RunTable(RESULTS / study)
-    return table.frame.assign(current=table.frame.index.isin(table.current.index))
+    return table.frame.assign(current=table.is_current)
 
 
 def _per_seed_gap(runs: pd.DataFrame, metric: str, setups: dict[str, str]) -> pd.DataFrame:
