@@ -1,5 +1,6 @@
-"""Starting parameters of every restart: Glorot networks, and base Gaussians placed at random, by k-means, or
-(``base="gmm"``) a fitted Gaussian mixture's full-covariance components with every flow at the identity."""
+"""Starting parameters of every restart: Glorot networks, and base Gaussians placed at random, by k-means, from a
+partition (spectral clustering's, a Gaussian mixture's, or the user's), or (``base="gmm"``) a fitted Gaussian
+mixture's full-covariance components with every flow at the identity."""
 
 from __future__ import annotations
 
@@ -85,16 +86,14 @@ def _gmm_bases(X, n_components: int, n_restarts: int, init, rng, gmm: GmmStart):
     (up to the rescaling's log-determinant) and its clusters exactly those of the ``GaussianMixture`` a user
     fits to their data: a GMM's k-means start and covariance floor are not invariant to rescaling features.
     """
-    scaling = gmm.scaling or FeatureScaling.identity(X.shape[1])
-    raw = scaling.inverse_transform(X)
+    scaling, raw = _in_data_units(X, gmm)
     partition = None
     if isinstance(init, str) and init == "spectral":
         partition = _spectral_labels(X, n_restarts, n_components, rng)
     elif not isinstance(init, str):
         partition = np.tile(np.asarray(init), (n_restarts, 1))
     if partition is None:
-        seed = gmm.random_state if gmm.random_state is not None else rng.randint(2**31 - 1)
-        mixtures = [gmm_start(raw, n_components, init, seed, n_init=gmm.n_init)] * n_restarts
+        mixtures = [gmm_start(raw, n_components, init, _seed(gmm, rng), n_init=gmm.n_init)] * n_restarts
     else:  # EM from each restart's own partition
         seeds = rng.randint(2**31 - 1, size=n_restarts)
         mixtures = [gmm_start(raw, n_components, "labels", seeds[r], partition[r]) for r in range(n_restarts)]
@@ -104,6 +103,24 @@ def _gmm_bases(X, n_components: int, n_restarts: int, init, rng, gmm: GmmStart):
     whitening = np.stack([whitening_of(m) for m in mixtures]) * scaling.data_range
     labels = partition if partition is not None else np.stack([m.predict(raw) for m in mixtures])
     return logits, loc, whitening, labels
+
+
+def gaussian_mixture_labels(X: np.ndarray, n_components: int, rng, gmm: GmmStart) -> np.ndarray:
+    """``init="gmm"``'s partition of the (rescaled) rows ``X``: the clusters of the ``GaussianMixture`` that ``gmm``
+    describes, fitted in the data's units, so that they are those a user's own ``GaussianMixture`` finds."""
+    _, raw = _in_data_units(X, gmm)
+    return gmm_start(raw, n_components, "kmeans", _seed(gmm, rng), n_init=gmm.n_init).predict(raw)
+
+
+def _in_data_units(X: np.ndarray, gmm: GmmStart):
+    """``(scaling, X in the data's own units)``: a GMM's k-means start and covariance floor are not invariant to
+    rescaling features, so it is fitted there."""
+    scaling = gmm.scaling or FeatureScaling.identity(X.shape[1])
+    return scaling, scaling.inverse_transform(X)
+
+
+def _seed(gmm: GmmStart, rng) -> int:
+    return gmm.random_state if gmm.random_state is not None else rng.randint(2**31 - 1)
 
 
 GMM_INIT_PARAMS = {"kmeans": "kmeans", "random": "random_from_data", "spectral": "kmeans", "labels": "kmeans"}

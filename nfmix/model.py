@@ -24,7 +24,7 @@ from nfmix import persistence, presets
 from nfmix.scaling import FeatureScaling
 
 ALGORITHMS = ("mle", "em_soft", "em_hard")
-INITS = ("random", "kmeans", "spectral")
+INITS = ("random", "kmeans", "spectral", "gmm")
 ACTIVATION_NAMES = ("tanh", "relu", "elu", "gelu", "sigmoid")
 BASES = ("auto", "diag", "gmm")
 # base="auto" weighs the flows against a full-covariance Gaussian mixture up to this many features; beyond it the
@@ -70,17 +70,20 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         train on (the race ends at the first check after that, and after any warm-up); the others stop there, are
         dropped from the computation (they cost no more time) and are never the fitted model
         (``history_["pruned"]``). None (or ``n_init`` or more) trains every restart to the end.
-    init : {"kmeans", "random", "spectral"} or array-like of shape (n_samples,), default="kmeans"
+    init : {"kmeans", "random", "spectral", "gmm"} or array-like of shape (n_samples,), default="kmeans"
         "kmeans": each restart runs its own k-means and starts each base Gaussian at a centroid, with the
         cluster's per-feature spread (floored at 0.3 x the mean feature std) and proportion. "random": the
         paper's, base locations uniform in [0, 1)^D with scale ``base_scale`` and equal weights. "spectral": each
         restart's own spectral clustering on the 10-nearest-neighbour graph gives a partition, which places the
         bases as k-means' does and which the flows first learn (``init_epochs``); for sets of thousands of rows.
+        "gmm": the clusters of ``GaussianMixture(n_components, covariance_type="full", n_init=n_init,
+        random_state=random_state)``, fitted in the data's own units to the rows the bases are placed on, are
+        every restart's partition (used like "spectral"); with ``base="gmm"`` that mixture is also the start.
         An array of labels in ``[0, n_components)`` is every restart's starting partition (used like "spectral").
     init_epochs : int or None, default=None
         Epochs at the start in which each flow trains on its starting cluster alone (the partition of ``init``
         held fixed, with the weights at its proportions); the chosen ``algorithm`` trains the rest of ``epochs``.
-        None means ``epochs // 4`` for "spectral" and label arrays, and 0 (bases only) for "kmeans" and
+        None means ``epochs // 4`` for "spectral", "gmm" and label arrays, and 0 (bases only) for "kmeans" and
         "random"; "random" has no partition, so it takes only 0.
     algorithm : {"em_hard", "em_soft", "mle"}, default="em_hard"
         "mle": gradient ascent on the log-likelihood (the paper's). "em_soft" / "em_hard": an E-step every
@@ -446,13 +449,19 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         it is then the ``GaussianMixture`` of the data the user gave, and the held-out rows decide only whether
         the flows improve on it (scored on rows it saw, it is the harder score to beat). Other bases are placed
         on the training rows alone."""
-        from nfmix.initialise import initial_state
+        from nfmix.initialise import gaussian_mixture_labels, initial_state
 
         init = self.init if isinstance(self.init, str) else np.asarray(self.init)
         if spec.base == "gmm":
-            values, partition = initial_state(spec, X, init, float(self.base_scale), rng, self._gmm_start())
+            # init="gmm" starts from the very mixture base="gmm" fits (its clusters are the partition)
+            start = "kmeans" if isinstance(init, str) and init == "gmm" else init
+            values, partition = initial_state(spec, X, start, float(self.base_scale), rng, self._gmm_start())
             return values, (partition[:, rows] if partition is not None else None)
-        return initial_state(spec, X[rows], init if isinstance(init, str) else init[rows], float(self.base_scale), rng)
+        if isinstance(init, str) and init == "gmm":
+            init = gaussian_mixture_labels(X[rows], spec.n_components, rng, self._gmm_start())
+        elif not isinstance(init, str):
+            init = init[rows]
+        return initial_state(spec, X[rows], init, float(self.base_scale), rng)
 
     def _gmm_start(self):
         """How ``base="gmm"`` (and ``"auto"``'s comparison) fits its Gaussian mixture: this estimator's ``n_init``

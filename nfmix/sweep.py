@@ -13,7 +13,7 @@ key is refused, with its line. Run ``R`` of sweep ``S`` executes into ``results/
 metrics to ``results/S/runs/R/metrics.json`` (atomically: the file exists only if the run finished). A failed run
 leaves ``R.failed`` with its error and notebook path. Before it runs, ``R/run.json`` records its identity (notebook
 and a hash of its code cells, every parameter, the contents of the preset it names (its ``preset`` parameter, or the
-notebook's default for it), a hash of every ``nfmix/*.py``, nfmix's version). Finished runs are skipped, so a killed
+notebook's default for it) in the kinds the notebook resolves (``presets.settings(preset, "2d")``), a hash of every ``nfmix/*.py``, nfmix's version). Finished runs are skipped, so a killed
 sweep resumes where it stopped; a finished run whose identity differs (a parameter, a preset, the notebook or
 nfmix's source changed, or it predates those records) is "stale", and one whose metrics.json or run.json cannot be
 read (not JSON, no rows) is "broken": both are rerun, and left out of the results until then. While a run executes
@@ -155,14 +155,18 @@ def load_sweep(path) -> dict:
 
 def _code_hash(notebook: str) -> str:
     """A hash of the notebook's code cells: what it runs, not its outputs or prose."""
+    return hashlib.sha256(_code_text(notebook).encode()).hexdigest()[:16]
+
+
+def _code_text(notebook: str) -> str:
+    """The notebook's code cells, joined."""
     if not Path(notebook).is_file():
         raise FileNotFoundError(f"notebook {notebook} not found")
     try:
         cells = json.loads(Path(notebook).read_text())["cells"]
     except (ValueError, KeyError, TypeError) as error:  # not JSON, not UTF-8, or no cells: not a notebook
         raise SweepError(f"notebook {notebook} cannot be read as a notebook ({error!r})") from None
-    code = "\n# -- cell --\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    return hashlib.sha256(code.encode()).hexdigest()[:16]
+    return "\n# -- cell --\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 
 def source_hashes() -> dict:
@@ -203,10 +207,11 @@ def identity(run: dict) -> dict:
 
 
 def presets_used(notebook, parameters: dict, code: str) -> dict:
-    """``{name: every kind's settings}`` of the preset a run's notebook (whose code cells hash to ``code``)
-    resolves its flows from: the run's ``preset`` parameter, else the notebook's default for it; ``{}`` for a
-    notebook with no ``preset`` parameter (the baselines). Its other presets cannot shape the run, so their edits
-    leave it current."""
+    """``{name: {kind: settings}}`` of the preset a run's notebook (whose code cells hash to ``code``) resolves
+    its flows from: the run's ``preset`` parameter, else the notebook's default for it, and of that preset the
+    kinds the notebook names (every kind if it names none literally); ``{}`` for a notebook with no ``preset``
+    parameter (the baselines). Its other presets and kinds cannot shape the run, so their edits leave it current.
+    """
     from nfmix.presets import PRESETS
 
     name = parameters["preset"] if "preset" in parameters else _default_preset(str(notebook), code)
@@ -214,7 +219,18 @@ def presets_used(notebook, parameters: dict, code: str) -> dict:
         return {}
     if name not in PRESETS:
         raise SweepError(f"{Path(notebook).name}: preset {name!r} is not one of nfmix.presets: {', '.join(PRESETS)}")
-    return {name: PRESETS[name]}
+    kinds = _preset_kinds(str(notebook), code)
+    return {name: {kind: values for kind, values in PRESETS[name].items() if kinds is None or kind in kinds}}
+
+
+PRESET_KIND = re.compile(r"presets\.settings\(\s*\w+\s*,\s*[\"'](\w+)[\"']")  # presets.settings(preset, "2d", ...)
+
+
+@functools.cache
+def _preset_kinds(notebook: str, code: str) -> frozenset | None:
+    """The preset kinds a notebook resolves (``presets.settings(preset, "<kind>", ...)``), None if it names
+    none literally (cached per version of the notebook's ``code``)."""
+    return frozenset(PRESET_KIND.findall(_code_text(notebook))) or None
 
 
 @functools.cache
@@ -332,12 +348,16 @@ def _flat_presets(presets) -> dict:
 
 
 def _presets_of(recorded: dict, current: dict) -> dict:
-    """The recorded presets that ``current`` uses: an identity written when run.json held every preset is
-    compared on the run's own preset alone."""
+    """The recorded presets that ``current`` uses: an identity written when run.json held every preset, or
+    every kind of one, is compared on the run's own preset and kinds alone."""
     presets = recorded.get("presets")
     if not isinstance(presets, dict):
         return {}
-    return {name: presets.get(name) for name in current["presets"]}
+    used = {}
+    for name, kinds in current["presets"].items():
+        was = presets.get(name)
+        used[name] = {kind: was.get(kind) for kind in kinds} if isinstance(was, dict) else was
+    return used
 
 
 def changed_sources(old, new: dict) -> list[str]:

@@ -50,9 +50,10 @@ def test_the_start_is_a_mixture_of_full_covariance_gaussians_and_its_labels(iris
         np.testing.assert_array_equal(weighted[clear, r].argmax(-1), labels[r][clear])
 
 
-def test_the_fit_starts_as_the_users_own_gaussian_mixture(iris):
+@pytest.mark.parametrize("init", ["kmeans", "gmm"])  # init="gmm" starts from that mixture and its clusters
+def test_the_fit_starts_as_the_users_own_gaussian_mixture(iris, init):
     X, _ = iris
-    model = MAFMixture(3, base="gmm", epochs=1, random_state=0).fit(X)
+    model = MAFMixture(3, base="gmm", init=init, epochs=1, random_state=0).fit(X)
     gmm = GaussianMixture(3, n_init=10, random_state=0).fit(X)  # the GMM a user compares with, in X's units
     for r in range(10):  # every restart starts there; they differ in their networks
         assert model.history_["start_loss_per_restart"][r] == pytest.approx(-gmm.score(X), abs=1e-4)

@@ -494,6 +494,33 @@ def test_a_label_start_holds_its_partition_for_init_epochs(moons):
     assert moved.history_["e_steps"] > 0 and not np.allclose(moved.weights_, model.weights_, atol=1e-3)
 
 
+def test_gmm_init_starts_from_the_clusters_of_the_gaussian_mixture_a_user_would_fit():
+    """init="gmm" is init=<the labels of GaussianMixture(k, n_init, random_state) on the user's X>, warm-up too."""
+    from sklearn.datasets import make_blobs
+    from sklearn.mixture import GaussianMixture
+
+    X, _ = make_blobs(300, centers=3, cluster_std=[0.5, 1.0, 2.0], random_state=0)
+    X = X * [1.0, 50.0]  # unlike feature scales: the mixture is fitted in the data's units, not the flows'
+    labels = GaussianMixture(3, n_init=2, random_state=0).fit_predict(X)
+    settings = dict(base="diag", epochs=40, n_init=2, random_state=0)
+    by_name = MAFMixture(3, init="gmm", **settings).fit(X)
+    by_labels = MAFMixture(3, init=labels, **settings).fit(X)
+    for name, value in by_labels.params_.items():
+        np.testing.assert_allclose(by_name.params_[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert by_name.history_["e_steps"] == by_labels.history_["e_steps"] == (40 - 40 // 4) // by_name.m_step_epochs
+    with pytest.raises(ValueError, match="'gmm' or an array of labels"):
+        MAFMixture(3, init="gaussian").fit(X)
+
+
+def test_gmm_init_with_early_stopping_partitions_only_the_training_rows():
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(200, centers=2, random_state=1)
+    model = MAFMixture(2, init="gmm", epochs=30, n_init=2, n_iter_no_change=3, validation_fraction=0.2, random_state=0)
+    model.fit(X)  # the 160 training rows' labels start the flows; all 200 would not fit them
+    assert np.isfinite(model.score(X)) and len(model.history_["validation_loss"]) > 0
+
+
 def test_spectral_init_gives_every_restart_its_own_partition(moons):
     from nfmix.flows import MixtureSpec
     from nfmix.initialise import initial_state

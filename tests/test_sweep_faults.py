@@ -41,13 +41,20 @@ def _edit_source(monkeypatch, *names):
 
 # ---------------------------------------------------------------------------------------------- 1. identity
 def test_an_edited_preset_makes_a_finished_run_stale_and_is_named(finished, monkeypatch, capsys):
-    path, results, _ = finished
-    monkeypatch.setitem(presets.PRESETS["nfmix"]["images"], "n_init", 4)  # the preset's contents, not its name
+    path, results, _ = finished  # 02_toy_2d runs, which resolve the "2d" kind of preset "nfmix"
+    monkeypatch.setitem(presets.PRESETS["nfmix"]["2d"], "n_init", 4)  # the preset's contents, not its name
     for run in _planned(path, results):
-        assert inspect(run) == ("stale", "preset nfmix/images n_init 10 -> 4")
+        assert inspect(run) == ("stale", "preset nfmix/2d n_init 10 -> 4")
     run_sweep(path, results, dry_run=True)
     out = capsys.readouterr().out
-    assert "2 stale run(s) to rerun, changed since they ran: preset nfmix/images n_init 10 -> 4" in out
+    assert "2 stale run(s) to rerun, changed since they ran: preset nfmix/2d n_init 10 -> 4" in out
+
+
+def test_an_edited_kind_of_the_preset_that_the_notebook_does_not_resolve_leaves_it_done(finished, monkeypatch):
+    path, results, _ = finished
+    monkeypatch.setitem(presets.PRESETS["nfmix"]["embedding"], "init_epochs", 1)
+    for run in _planned(path, results):
+        assert inspect(run) == ("done", "") and set(run["identity"]["presets"]["nfmix"]) == {"2d"}
 
 
 def test_an_edited_preset_the_run_does_not_name_leaves_it_done(finished, monkeypatch):
@@ -62,6 +69,7 @@ def test_a_run_json_with_every_preset_is_compared_on_its_own_preset_and_can_be_a
     recorded = Path(runs[0]["out_dir"]) / "run.json"  # as run.json was written when it held every preset
     every_preset = json.loads(json.dumps(presets.PRESETS))
     every_preset["density"]["2d"]["n_iter_no_change"] = 1
+    every_preset["nfmix"]["embedding"]["init"] = "random"  # a kind of its own preset that 02_toy_2d does not use
     recorded.write_text(json.dumps({**json.loads(recorded.read_text()), "presets": every_preset}))
     _edit_source(monkeypatch, "presets.py")
     seed0, _ = _planned(path, results)
