@@ -286,6 +286,11 @@ def paired_table(sweeps=("toy", "images")) -> str:
     )
 
 
+def embedding_table() -> str:
+    """The embedding sweep at a glance, and its flows against the better of k-means and the GMM, paired by seed."""
+    return sweep_table("embedding") + "\n\n" + paired_table(("embedding",))
+
+
 def study_summary(study: str) -> str:
     """A study's own summary (``results/<study>/summary.md``, written by its script from its runs.csv)."""
     return (ROOT / "results" / study / "summary.md").read_text().strip()
@@ -299,6 +304,7 @@ TABLES = {
     "toy": lambda docs: sweep_table("toy"),
     "images": lambda docs: sweep_table("images"),
     "paired": lambda docs: paired_table(),
+    "embedding": lambda docs: embedding_table(),
     "digits": lambda docs: study_summary("digits"),
     "circles": lambda docs: study_summary("circles"),
     "collapse": lambda docs: study_summary("collapse"),

@@ -13,9 +13,10 @@ key is refused, with its line. Run ``R`` of sweep ``S`` executes into ``results/
 metrics to ``results/S/runs/R/metrics.json`` (atomically: the file exists only if the run finished). A failed run
 leaves ``R.failed`` with its error and notebook path. Before it runs, ``R/run.json`` records its identity (notebook
 and a hash of its code cells, every parameter, the contents of the preset it names (its ``preset`` parameter, or the
-notebook's default for it) in the kinds the notebook resolves (``presets.settings(preset, "2d")``), a hash of every ``nfmix/*.py``, nfmix's version). Finished runs are skipped, so a killed
-sweep resumes where it stopped; a finished run whose identity differs (a parameter, a preset, the notebook or
-nfmix's source changed, or it predates those records) is "stale", and one whose metrics.json or run.json cannot be
+notebook's default for it) in the kinds the notebook resolves (``presets.settings(preset, "2d")``), a hash of
+every ``nfmix/*.py``, nfmix's version). Finished runs are skipped, so a killed sweep resumes where it stopped; a
+finished run whose identity differs (a parameter, a preset, the notebook or nfmix's source changed, or it predates
+those records) is "stale", and one whose metrics.json or run.json cannot be
 read (not JSON, no rows) is "broken": both are rerun, and left out of the results until then. While a run executes
 it holds a lock (``R/run.lock``), so two sweeps over one results folder never run it twice: the second skips it and
 says so. Finally every current ``metrics.json`` is gathered into ``runs.csv`` (tidy: one row per run and method,

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import study  # noqa: E402
 from study import RunTable, paired_summary  # noqa: E402
 
-from nfmix import __version__  # noqa: E402
+from nfmix import __version__, presets  # noqa: E402
 
 
 def test_a_reopened_table_knows_its_finished_runs_and_stamps_each_row(tmp_path):
@@ -157,3 +157,11 @@ def test_a_figure_marks_a_per_seed_gap_stale_when_either_of_its_rows_is(tmp_path
     gaps = study_figures._per_seed_gap(study_figures._runs("density"), "test loglik", {"defaults": "diag"})
     assert gaps.sort_values("seed")["set-up"].tolist() == ["defaults", f"defaults, {study_figures.STALE}"]
     assert gaps["gap"].tolist() == [0.5, 0.5]
+
+
+def test_the_readme_reads_the_embedding_preset_row_by_the_name_the_collapse_study_gives_it():
+    import embedding_collapse
+    import readme_tables
+
+    assert readme_tables.EMBEDDING_PRESET == embedding_collapse.PRESET
+    assert embedding_collapse.SETUPS[embedding_collapse.PRESET][0] == presets.NFMIX_EMBEDDING  # the preset, as is
