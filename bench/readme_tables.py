@@ -255,7 +255,7 @@ def sweep_table(sweep: str, metric: str = "ari") -> str:
     means = cells["mean"].unstack("method")
     tied = means.ge(means.max(axis=1) - 0.0005, axis=0)  # equal at the table's three decimals
     best = tied.apply(
-        lambda row: "all" if row[means.columns].all() else ", ".join(METHOD_NAMES[m] for m in row.index[row]), axis=1
+        lambda row: "all" if row[means.columns].all() else "; ".join(METHOD_NAMES[m] for m in row.index[row]), axis=1
     )
     table = wide.assign(highest=best).reset_index().rename(columns={"variant": "data set", "highest": "highest mean"})
     return f"{metric.upper()}, mean over n seeds:\n\n" + markdown(table)
