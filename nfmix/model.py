@@ -48,10 +48,10 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     pay for their parameters. The defaults are nfmix's best measured set-up for clustering low-dimensional data
     (docs/studies/defaults.md); :meth:`paper` gives the published one and :meth:`density` the best for density.
 
-    ``fit`` maps each feature to [0, 1] by its training minimum and range (:mod:`nfmix.scaling`), the scale the
-    paper's set-up assumes, so the fitted clusters do not depend on where the data sit or on each feature's
-    units, as a Gaussian mixture's do not. Every density, score and sample is in the data's own units: the
-    rescaling's log-determinant is part of each log-density.
+    By default (``rescale="minmax"``) ``fit`` maps each feature to [0, 1] by its training minimum and range
+    (:mod:`nfmix.scaling`), the scale the paper's 2D set-up assumes, so the fitted clusters do not depend on where
+    the data sit or on each feature's units, as a Gaussian mixture's do not. Every density, score and sample is
+    in the data's own units: the rescaling's log-determinant is part of each log-density.
 
     Parameters
     ----------
@@ -112,8 +112,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         exactly, and the restarts differ in their networks. From a partition (spectral, labels), each restart
         starts where EM goes from its own. The flows then work in each component's whitened coordinates.
     base_scale : float, default=0.1
-        Standard deviation of the base Gaussians for ``base="diag"``, ``init="random"``, in rescaled units
-        (features span [0, 1]).
+        Standard deviation of the base Gaussians for ``base="diag"``, ``init="random"``, in the units the flows
+        see (with ``rescale="minmax"``, features span [0, 1]).
     trainable_base : bool, default=False
         Also learn the base locations (the paper keeps them fixed); with ``base="gmm"`` the means and whitening
         matrices.
@@ -144,6 +144,11 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         and 1 for minibatch training; the EM algorithms check at every E-step.
     jit_compile : bool, default=True
         Compile the training loop with XLA.
+    rescale : {"minmax", None}, default="minmax"
+        "minmax": the flows see each feature mapped to [0, 1] by its training minimum and range. None: they see
+        the features as given, as the paper's image set-up did (pixels / 255, or their principal components),
+        where min-max scaling would stretch a feature of small variance, such as a late principal component, as
+        wide as the first.
     random_state : int, RandomState instance or None, default=None
         Seeds the starts and the minibatch order: the same int gives the same model.
     verbose : int, default=0
@@ -152,10 +157,10 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
     Attributes
     ----------
     data_min_ : ndarray of shape (n_features_in_,)
-        Each feature's minimum on the training data (float64).
+        Each feature's minimum on the training data (float64); 0 with ``rescale=None``.
     data_range_ : ndarray of shape (n_features_in_,)
-        Each feature's range on the training data, 1 for a constant feature; the flows see
-        ``(X - data_min_) / data_range_``.
+        Each feature's range on the training data, 1 for a constant feature; 1 with ``rescale=None``. The flows
+        see ``(X - data_min_) / data_range_``.
     params_ : dict of str to ndarray
         The kept restart's parameters: ``logits (K,)``, ``loc (K, D)``, ``scale (K, D)`` and every block's
         ``made_b/kernel_i (K, in, out)`` (unmasked) and ``made_b/bias_i (K, out)``.
@@ -236,6 +241,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         n_iter_no_change=None,
         check_every=None,
         jit_compile=True,
+        rescale="minmax",
         random_state=None,
         verbose=0,
     ):
@@ -262,6 +268,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.check_every = check_every
         self.jit_compile = jit_compile
+        self.rescale = rescale
         self.random_state = random_state
         self.verbose = verbose
 
@@ -340,12 +347,14 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
             _check_value(callback_every, "callback_every", numbers.Integral, min_val=1)
         self.__dict__.pop("_fitted_spec", None)  # a fit that fails leaves the model unfitted, not half-refitted
         X = self._validate_training_data(X)
-        scaling = FeatureScaling.fit(X)
-        _warn_if_float32_lost_precision(X, scaling)
+        measured = FeatureScaling.fit(X)  # also refuses a feature whose range overflows
+        _warn_if_float32_lost_precision(X, measured)
+        scaling = measured if self.rescale == "minmax" else FeatureScaling.identity(X.shape[1])
         # Set before training, so that a callback's predictions read the user's units too.
         self.data_min_, self.data_range_ = scaling.data_min, scaling.data_range
         X = scaling.transform(X)
-        _warn_if_rescaling_lost_precision(X)
+        if self.rescale == "minmax":
+            _warn_if_rescaling_lost_precision(X)
         rng = check_random_state(self.random_state)
         self._train(X, rng, callback, callback_every)
         self.gaussian_only_ = False
@@ -530,7 +539,7 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         if self.base_scale < MIN_BASE_SCALE:
             raise ValueError(
                 f"base_scale={self.base_scale!r} is too small for float32 density arithmetic: its "
-                f"square underflows (use at least {MIN_BASE_SCALE:g}; features are rescaled to [0, 1])"
+                f"square underflows (use at least {MIN_BASE_SCALE:g})"
             )
         _check_number(self, "verbose", integral, min_val=0)
         if self.min_weight is not None:
@@ -551,6 +560,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         for name, options in (("algorithm", ALGORITHMS), ("activation", ACTIVATION_NAMES), ("base", BASES)):
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in options:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {getattr(self, name)!r}")
+        if self.rescale is not None and not (isinstance(self.rescale, str) and self.rescale == "minmax"):
+            raise ValueError(f"rescale must be 'minmax' or None; got {self.rescale!r}")
         units = self.hidden_units
         if (
             not isinstance(units, (tuple, list))

@@ -176,6 +176,8 @@ def test_four_threads_fit_models_of_one_architecture_at_once(moons):
         ({"hidden_units": (4, 0)}, ValueError, "hidden_units"),
         ({"min_weight": 1.5}, ValueError, "min_weight"),
         ({"reseed": "yes"}, TypeError, "reseed must be True or False"),
+        ({"rescale": "standard"}, ValueError, "rescale must be 'minmax' or None; got 'standard'"),
+        ({"rescale": False}, ValueError, "rescale must be 'minmax' or None; got False"),
     ],
 )
 def test_bad_hyperparameters_are_named_before_any_work(moons, settings, error, message):
@@ -221,6 +223,23 @@ def test_the_fit_does_not_depend_on_where_the_data_sit_or_their_units(moons, uns
     reference, reference_labels = unshifted.sample(20, random_state=1)
     np.testing.assert_array_equal(labels, reference_labels)
     np.testing.assert_allclose((drawn - shift) / scale, reference, atol=1e-3)
+
+
+def test_rescale_none_is_the_min_max_fit_where_that_rescaling_is_the_identity(moons, unshifted):
+    # moons spans exactly [0, 1] in each column, so the two settings must train on the same numbers.
+    model = MAFMixture(2, **SMALL_FIT, rescale=None).fit(moons)
+    np.testing.assert_array_equal(model.labels_, unshifted.labels_)
+    np.testing.assert_allclose(model.score(moons), unshifted.score(moons), rtol=1e-6)
+
+
+def test_rescale_none_trains_the_flows_in_the_data_s_own_units(moons):
+    moved = moons.astype(np.float64) * np.array([100.0, 3.0]) + 7.0
+    model = MAFMixture(2, **SMALL_FIT, rescale=None).fit(moved)
+    np.testing.assert_array_equal(model.data_min_, np.zeros(2))
+    np.testing.assert_array_equal(model.data_range_, np.ones(2))
+    loc = model.params_["loc"]  # k-means centroids, so inside the data's box in its own units, not in [0, 1]
+    assert (loc >= moved.min(axis=0)).all() and (loc <= moved.max(axis=0)).all() and loc[:, 0].min() > 7.0
+    assert np.isfinite(model.score(moved))
 
 
 @pytest.mark.parametrize(

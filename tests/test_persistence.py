@@ -292,3 +292,14 @@ def test_the_feature_rescaling_round_trips(fitted, data, tmp_path):
 
 def test_the_format_version_is_2():
     assert persistence.FORMAT_VERSION == 2 and 1 in persistence.READABLE_VERSIONS
+
+
+def test_a_model_fitted_in_the_data_s_units_loads_as_one(data, tmp_path):
+    X = data[0] * np.array([50.0, 2.0])  # min-max would rescale these columns; rescale=None must not, after loading
+    model = MAFMixture(2, base="diag", n_init=1, epochs=5, rescale=None, random_state=0).fit(X)
+    model.save(tmp_path / "model")
+    loaded = MAFMixture.load(tmp_path / "model")
+    assert loaded.get_params()["rescale"] is None
+    np.testing.assert_array_equal(loaded.data_range_, np.ones(2))
+    np.testing.assert_allclose(loaded.score_samples(X), model.score_samples(X), rtol=1e-6)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

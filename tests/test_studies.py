@@ -114,12 +114,15 @@ def test_the_digits_study_writes_the_committed_table_s_columns_and_resumes(tmp_p
 
     monkeypatch.setattr(digits_study, "MAFMixture", Fitted)
     monkeypatch.setattr(digits_study, "baseline_labels", lambda method, X, k, seed: np.arange(len(X)) % k)
+    monkeypatch.setattr(digits_study, "load", lambda name: (np.random.RandomState(0).rand(40, 3), np.arange(40) % 10))
     assert digits_study.main(["--seeds", "0", "--out", str(tmp_path)]) == 0
     rows = pd.read_csv(tmp_path / "runs.csv")
     committed = pd.read_csv(Path(digits_study.OUT) / "runs.csv")
     assert list(rows.columns) == list(committed.columns)  # one table, whichever code wrote a row
-    assert sorted(rows["setup"]) == sorted(["kmeans", "gmm", *digits_study.SETUPS])
-    assert set(rows["dataset"]) == {"digits"} and set(rows["seed"]) == {0}
+    digits, fmnist = (rows[rows["dataset"] == digits_study.DATASETS[key]] for key in ("digits", "fmnist"))
+    assert sorted(digits["setup"]) == sorted(["kmeans", "gmm", *digits_study.SETUPS])
+    assert sorted(fmnist["setup"]) == ["gmm", "kmeans", "nfmix image set-up", "rescaled to [0, 1]"]
+    assert len(rows) == len(digits) + len(fmnist) and set(rows["seed"]) == {0}
     monkeypatch.setattr(digits_study, "MAFMixture", lambda *args, **kwargs: pytest.fail("a finished row was refitted"))
     capsys.readouterr()
     digits_study.main(["--seeds", "0", "--out", str(tmp_path)])
