@@ -105,10 +105,9 @@ def defaults() -> plt.Figure:
     )
 
 
-def _ari_per_seed(runs: pd.DataFrame, order, reference: str, name: str, size: tuple, **labels) -> plt.Figure:
-    """Each method's ARI, one point per seed, in ``order``, with a dashed line at ``reference``'s mean; rows made
-    by older code are drawn in their own colour."""
-    figure, ax = plt.subplots(figsize=size)
+def _ari_per_seed(runs: pd.DataFrame, order, reference: str, name: str, ax, **labels) -> None:
+    """Each method's ARI on ``ax``, one point per seed, in ``order``, with a dashed line at ``reference``'s mean;
+    rows made by older code are drawn in their own colour."""
     made_by = np.where(runs["current"], "today's code", STALE)
     hue = made_by if not runs["current"].all() else None
     sns.stripplot(data=runs, y="method", x="ari", order=order, hue=hue, jitter=0.15, ax=ax)
@@ -116,22 +115,31 @@ def _ari_per_seed(runs: pd.DataFrame, order, reference: str, name: str, size: tu
     ax.axvline(mean, color="grey", ls="--", lw=1, label=f"{name} mean ({mean:.3f})")
     ax.set(**labels)
     ax.legend(loc="upper left", bbox_to_anchor=(0, -0.12), ncol=2, fontsize=8)  # below: clear of the points
-    return figure
 
 
 def digits() -> plt.Figure:
+    """One panel per image set of the study, each with its own set-ups and k-means line."""
     runs = _runs("digits").rename(columns={"setup": "method"})
-    order = list(runs.groupby("method", sort=False)["ari"].mean().index)
-    return _ari_per_seed(
-        runs,
-        order,
-        "kmeans",
-        "k-means",
-        (9, 5),
-        title=f"digits: ARI per seed, one change at a time (n = {runs['seed'].nunique()} seeds)",
-        xlabel="ARI on all 1797 images",
-        ylabel="set-up",
+    sets = list(runs["dataset"].unique())
+    heights = [runs.loc[runs["dataset"] == name, "method"].nunique() for name in sets]
+    figure, axes = plt.subplots(
+        len(sets), 1, figsize=(9, 1.2 + 0.55 * sum(heights) + 1.2 * len(sets)), height_ratios=heights, squeeze=False
     )
+    for ax, name in zip(axes[:, 0], sets):
+        own = runs[runs["dataset"] == name]
+        order = list(own.groupby("method", sort=False)["ari"].mean().index)
+        _ari_per_seed(
+            own,
+            order,
+            "kmeans",
+            "k-means",
+            ax,
+            title=f"{name}: ARI per seed, one change at a time ({_n(own.groupby('method')['seed'].nunique())} seeds)",
+            xlabel="ARI on every image the set-up was fitted to",
+            ylabel="set-up",
+        )
+    figure.tight_layout()
+    return figure
 
 
 def circles() -> plt.Figure:
@@ -151,16 +159,18 @@ def circles() -> plt.Figure:
 def collapse() -> plt.Figure:
     runs = _runs("collapse").rename(columns={"setup": "method"})
     order = list(runs.groupby("method", sort=False)["ari"].mean().sort_values(ascending=False).index)
-    return _ari_per_seed(
+    figure, ax = plt.subplots(figsize=(11, 6))
+    _ari_per_seed(
         runs,
         order,
         "gmm",
         "GMM",
-        (11, 6),
+        ax,
         title=f"F-MNIST 10-D UMAP: ARI on 70,000 images (n = {runs['seed'].nunique()} seeds)",
         xlabel="ARI",
         ylabel="set-up (fitted on 10,000 images)",
     )
+    return figure
 
 
 FIGURES = {"density": density, "defaults": defaults, "digits": digits, "circles": circles, "collapse": collapse}

@@ -281,7 +281,8 @@ class MAFMixture(ClusterMixin, DensityMixin, BaseEstimator):
         n_components : int
             Number of flows.
         images : bool, default=False
-            The image set-up (H = 1024, 10 epochs, batch 1000) instead of the 2D one.
+            The image set-up (H = 1024, 10 epochs, batch 1000, the features as given: ``rescale=None``)
+            instead of the 2D one.
         **overrides
             Any constructor argument.
 

@@ -15,8 +15,15 @@ from nfmix import MAFMixture, load_dataset
 TINY = dict(hidden_units=(4,), n_init=1, epochs=20, m_step_epochs=5, jit_compile=False, random_state=0)
 
 
-# Every check applies and passes: no check is exempted. The GMM-nested base with early stopping is checked too.
-@parametrize_with_checks([MAFMixture(2, **TINY), MAFMixture(2, base="gmm", n_iter_no_change=2, **TINY)])
+# Every check applies and passes: no check is exempted. The GMM-nested base with early stopping is checked too, and
+# the flows trained on the features as given (the image presets' rescale=None).
+@parametrize_with_checks(
+    [
+        MAFMixture(2, **TINY),
+        MAFMixture(2, base="gmm", n_iter_no_change=2, **TINY),
+        MAFMixture(2, base="diag", rescale=None, **TINY),
+    ]
+)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
