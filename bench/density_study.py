@@ -47,7 +47,8 @@ SETUPS = {
     # follow it: "gmm, early stopping" above was the preset before this study moved it.
     "MAFMixture.density": presets.NFMIX_DENSITY,
 }
-# What a plain run (and `make results`) fits; the trained bases were measured apart (results/density/trained_bases.csv).
+# What a plain run (and `make results`) fits; the trained bases' rows come only from `--setups "gmm, early stopping,
+# trained bases"`, since that set-up was measured and not taken (docs/studies/density.md).
 MAIN_SETUPS = [setup for setup in SETUPS if "trained bases" not in setup]
 # On the image sets a plain run fits only the density preset against the GMM: each flows fit there takes many
 # minutes on a 2-core CPU (the seconds column), and the study's question is whether that preset ever loses.

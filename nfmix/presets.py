@@ -33,10 +33,10 @@ PAPER_IMAGES = dict(PAPER_2D, hidden_units=(1024,), epochs=10, batch_size=1000, 
 # flows' likelihood does not pay for their parameters (AIC): results/defaults/summary.md, "defaults" against
 # "diag" (iris and breast cancer, where the flows lost to the GMM).
 NFMIX_2D = dict(PAPER_2D, base="auto", n_init=10, init="kmeans", learning_rate=1e-2, algorithm="em_hard", reseed=True)
-# Images: k-means starts (with the scale floor in nfmix.initialise), gradient ML, and ten restarts. The k-means
-# starts and gradient ML were chosen on one F-MNIST PCA-100 seed that results/ does not keep. Ten restarts, not
-# three: results/digits/summary.md, row "nfmix image set-up" against "3 restarts" (a higher mean ARI, and a smaller
-# spread over seeds). The flows alone (PAPER_IMAGES' base="diag"): base="auto" was not measured on images. The
+# Images: k-means starts (with the scale floor in nfmix.initialise), gradient ML, and ten restarts. Gradient ML:
+# results/digits/summary.md, row "nfmix image set-up" against "hard EM" on digits. The k-means starts were chosen
+# on one F-MNIST PCA-100 seed that results/ does not keep. Ten restarts, not three: results/digits/summary.md, row
+# "nfmix image set-up" against "3 restarts" (a higher mean ARI, and a smaller spread over seeds). The flows alone (PAPER_IMAGES' base="diag"): base="auto" was not measured on images. The
 # features as they are (PAPER_IMAGES' rescale=None): results/digits/summary.md, row "nfmix image set-up" against
 # "rescaled to [0, 1]" on F-MNIST PCA-100, where min-max scaling stretches the late principal components as wide
 # as the first and the kept restart leaves components empty.
