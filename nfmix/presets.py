@@ -36,10 +36,11 @@ NFMIX_2D = dict(PAPER_2D, base="auto", n_init=10, init="kmeans", learning_rate=1
 # Images: k-means starts (with the scale floor in nfmix.initialise), gradient ML, and ten restarts. Gradient ML:
 # results/digits/summary.md, row "nfmix image set-up" against "hard EM" on digits. The k-means starts were chosen
 # on one F-MNIST PCA-100 seed that results/ does not keep. Ten restarts, not three: results/digits/summary.md, row
-# "nfmix image set-up" against "3 restarts" (a higher mean ARI, and a smaller spread over seeds). The flows alone (PAPER_IMAGES' base="diag"): base="auto" was not measured on images. The
-# features as they are (PAPER_IMAGES' rescale=None): results/digits/summary.md, row "nfmix image set-up" against
-# "rescaled to [0, 1]" on F-MNIST PCA-100, where min-max scaling stretches the late principal components as wide
-# as the first and the kept restart leaves components empty.
+# "nfmix image set-up" against "3 restarts" (a higher mean ARI, and a smaller spread over seeds). The flows alone
+# (PAPER_IMAGES' base="diag"): base="auto" was not measured on images. The features as they are (PAPER_IMAGES'
+# rescale=None): results/digits/summary.md, row "nfmix image set-up" against "rescaled to [0, 1]" on F-MNIST
+# PCA-100, where min-max scaling stretches the late principal components as wide as the first and the kept
+# restart leaves components empty.
 NFMIX_IMAGES = dict(PAPER_IMAGES, n_init=10, init="kmeans", reseed=True)
 
 # A UMAP embedding of images (nfmix.embedding, notebook 06): the 2D set-up with gradient ML, 300 epochs (70,000
